@@ -1,0 +1,146 @@
+"""Where weights come from: the registry in ``weights/``, local files, and the Hugging Face Hub.
+
+``--weights`` accepts
+
+* a registry name (``weights/registry.json``), resolved in this order: a file bundled in
+  ``weights/``, a checkpoint imported with ``ovavss weights import`` (the local store), then the
+  entry's Hub repo through huggingface_hub's cache;
+* a local ``.safetensors`` path;
+* ``hf://org/repo[/file]`` (file defaults to ``model.safetensors``).
+
+Downloads go through huggingface_hub (so ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE`` are honoured,
+read at call time) and every file with a known sha256 is verified before use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from .errors import OvavssError
+from .models.checkpoint import sha256_file
+
+DEFAULT_WEIGHTS = "ovavss-r50"
+HF_SCHEME = "hf://"
+DEFAULT_HF_FILENAME = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    description: str
+    preset: str
+    license: str
+    repo_id: str | None = None  # Hugging Face Hub repo, when the checkpoint is hosted there
+    filename: str | None = None  # file in the repo, or in weights/ for a bundled checkpoint
+    sha256: str | None = None
+    bundled: bool = False
+    how_to_get: str = ""  # one line shown when the weights cannot be had
+    expected_scores: dict[str, Any] = field(default_factory=dict)
+    card: str | None = None  # model card (file in weights/)
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path
+    weights_id: str  # registry name, hf:// id or the file path
+    sha256: str
+    entry: RegistryEntry | None = None
+
+
+def weights_dir() -> Path:
+    """The ``weights/`` folder (packaged as ``ovavss_cli.weights``; see pyproject.toml)."""
+    return Path(str(files("ovavss_cli.weights")))
+
+
+def load_registry() -> dict[str, RegistryEntry]:
+    path = weights_dir() / "registry.json"
+    raw = json.loads(path.read_text())
+    return {item["name"]: RegistryEntry(**item) for item in raw["weights"]}
+
+
+def store_dir() -> Path:
+    """Where ``ovavss weights import`` puts converted checkpoints: ``$OVAVSS_HOME/weights``."""
+    home = os.environ.get("OVAVSS_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ovavss"
+    )
+    return Path(home) / "weights"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hf_download(repo_id: str, filename: str) -> Path:
+    """Fetch one file through huggingface_hub's cache (honouring HF_HUB_CACHE / HF_HUB_OFFLINE now)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE") or None, local_files_only=_offline()
+            )
+        )
+    except LocalEntryNotFoundError:
+        reason = "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" if _offline() else "Hub unreachable"
+        raise OvavssError(f"hf://{repo_id}/{filename}: {reason}") from None
+    except (HfHubHTTPError, HFValidationError, OSError) as error:
+        raise OvavssError(f"hf://{repo_id}/{filename}: download failed ({str(error).splitlines()[0]})") from None
+
+
+def _verified(path: Path, weights_id: str, expected: str | None, entry: RegistryEntry | None) -> ResolvedWeights:
+    digest = sha256_file(path)
+    if expected and digest != expected:
+        raise OvavssError(f"checksum mismatch: sha256 {digest[:12]}… but the registry says {expected[:12]}…", path=path)
+    return ResolvedWeights(path=path, weights_id=weights_id, sha256=digest, entry=entry)
+
+
+def _download_sidecar(repo_id: str, filename: str) -> None:
+    """Fetch ``<stem>.json`` next to a Hub checkpoint when the repo has one (it carries the config)."""
+    sidecar = str(Path(filename).with_suffix(".json"))
+    try:
+        _hf_download(repo_id, sidecar)
+    except OvavssError:
+        pass  # the safetensors metadata carries the config too
+
+
+def resolve_weights(spec: str | os.PathLike | None = None) -> ResolvedWeights:
+    """Turn a ``--weights`` value into a verified local checkpoint file."""
+    spec = str(spec or DEFAULT_WEIGHTS)
+    if spec.startswith(HF_SCHEME):
+        parts = spec[len(HF_SCHEME) :].strip("/").split("/")
+        if len(parts) < 2:
+            raise OvavssError(f"--weights: '{spec}' must look like hf://org/repo[/file.safetensors]")
+        repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:]) or DEFAULT_HF_FILENAME
+        path = _hf_download(repo_id, filename)
+        _download_sidecar(repo_id, filename)
+        return _verified(path, spec, None, None)
+    registry = load_registry()
+    if spec in registry:
+        return _resolve_registry_entry(registry[spec])
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return _verified(path, str(path), None, None)
+    known = ", ".join(sorted(registry))
+    raise OvavssError(f"--weights: '{spec}' is neither a file nor a known name (known: {known})")
+
+
+def _resolve_registry_entry(entry: RegistryEntry) -> ResolvedWeights:
+    if entry.bundled and entry.filename:
+        return _verified(weights_dir() / entry.filename, entry.name, entry.sha256, entry)
+    imported = store_dir() / f"{entry.name}.safetensors"
+    if imported.is_file():
+        return _verified(imported, entry.name, None, entry)  # converted locally: its own sidecar has the sha
+    if entry.repo_id and entry.filename:
+        try:
+            path = _hf_download(entry.repo_id, entry.filename)
+        except OvavssError as error:
+            raise OvavssError(f"weights '{entry.name}': {error} — {entry.how_to_get}") from None
+        _download_sidecar(entry.repo_id, entry.filename)
+        return _verified(path, entry.name, entry.sha256, entry)
+    raise OvavssError(f"weights '{entry.name}' are not available locally — {entry.how_to_get}")

@@ -1,0 +1,104 @@
+"""The ovavss checkpoint format: a ``.safetensors`` file plus a ``.json`` sidecar.
+
+* ``X.safetensors``: the tensors (our key names), with metadata ``format``, ``kind`` and the model
+  ``config`` as JSON, so a lone file still loads.
+* ``X.json``: the same config, the file's sha256, where it came from (source file + sha256) and the
+  conversion report. When the sidecar exists, loading verifies the sha256.
+
+``kind`` is ``model`` (a full model), ``init`` (a partial state for training initialisation, e.g.
+converted Mask2Former COCO weights) or ``vggish`` (audio encoder weights only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_path, atomic_write_text
+from ..errors import OvavssError
+
+FORMAT = "ovavss/1"
+KINDS = ("model", "init", "vggish")
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+@dataclass
+class Checkpoint:
+    state: dict[str, torch.Tensor]
+    kind: str
+    config: dict[str, Any]
+    sha256: str
+    path: Path
+    info: dict[str, Any] = field(default_factory=dict)  # source, report, extra (from the sidecar)
+
+
+def save_checkpoint(
+    path: str | Path,
+    state: dict[str, torch.Tensor],
+    *,
+    kind: str,
+    config: dict[str, Any],
+    info: dict[str, Any] | None = None,
+) -> str:
+    """Write ``path`` (.safetensors) and its sidecar atomically; return the file's sha256."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise OvavssError("checkpoint file name must end in .safetensors", path=path)
+    tensors = {key: value.detach().to("cpu").contiguous() for key, value in state.items()}
+    metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(config, sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        digest = sha256_file(tmp)
+    sidecar = {"format": FORMAT, "kind": kind, "sha256": digest, "config": config, **(info or {})}
+    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return digest
+
+
+def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> Checkpoint:
+    """Load an ovavss checkpoint, verifying its sha256 against the sidecar (and ``expected_sha256``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OvavssError("checkpoint not found", path=path)
+    digest = sha256_file(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise OvavssError(f"checksum mismatch: sha256 {digest[:12]}… but expected {expected_sha256[:12]}…", path=path)
+    info: dict[str, Any] = {}
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        try:
+            info = json.loads(sidecar.read_text())
+        except json.JSONDecodeError as error:
+            raise OvavssError(f"invalid JSON sidecar ({error.msg})", path=sidecar) from None
+        if info.get("sha256") not in (None, digest):
+            raise OvavssError(f"checksum mismatch: file sha256 {digest[:12]}… differs from {sidecar.name}", path=path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise OvavssError(f"not a readable safetensors file ({error})", path=path) from None
+    if metadata.get("format") != FORMAT:
+        raise OvavssError(f"not an ovavss checkpoint (format {metadata.get('format')!r})", path=path)
+    config = info.get("config") or json.loads(metadata.get("config", "{}"))
+    kind = metadata.get("kind", "model")
+    return Checkpoint(state=state, kind=kind, config=config, sha256=digest, path=path, info=info)
