@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from typer.core import TyperGroup
 
@@ -55,21 +57,104 @@ def _root(
 
 
 @app.command("make-split")
-def make_split_cmd() -> None:
+def make_split_cmd(
+    root: str = typer.Argument(..., help="AVSBench-semantic root (metadata.csv, label2idx.json)."),
+    out: str = typer.Option("avsbench-ov-split.json", "--out", "-o", help="Split JSON to write."),
+    rule: str = typer.Option(
+        "exclude-novel",
+        "--rule",
+        help="exclude-novel: train drops every clip with a novel sounding object (never seen nor heard). "
+        "ignore-novel: train also keeps clips with a base object and lists their novel classes as ignored. "
+        "val/test keep every clip. The paper's exact rule is unknown (see ovavss_cli/data/split.py).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+) -> None:
     """Write the AVSBench-OV split (base/novel classes, train/val/test clip uids) as JSON."""
-    _not_landed("make-split", 2)
+    from .data.split import make_split_file
+
+    split = make_split_file(root, out, rule=rule, force=force)
+    counts = split.counts
+    typer.echo(
+        f"wrote {out} (rule {split.rule}): train {counts['train']} (dropped {counts['train_dropped']}, "
+        f"{counts['train_with_ignored_novel']} with ignored novel masks), val {counts['val']}, test {counts['test']}; "
+        f"{len(split.base_ids)} base / {len(split.novel_ids)} novel classes"
+    )
 
 
 @app.command("check")
-def check_cmd() -> None:
-    """Check an AVSBench root: missing files, unknown colours, quirky rows, per-split counts."""
-    _not_landed("check", 2)
+def check_cmd(
+    root: str = typer.Argument(
+        ..., help="AVSBench-semantic root (metadata.csv) or AVSBench-object root (Single-source/, Multi-sources/)."
+    ),
+    fast: bool = typer.Option(
+        False, "--fast", help="Decode only the first annotated frame per clip (every file is still looked for)."
+    ),
+    json_out: str | None = typer.Option(None, "--json", help="Also write the full report (every finding) as JSON."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+) -> None:
+    """Check an AVSBench root: missing files, unknown colours, quirky rows, per-split counts (exit 1 on problems)."""
+    from .data import check
+
+    report = check.run_check(root, fast=fast, json_out=json_out, force=force)
+    check.print_report(report)
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
+@app.command("generate-data")
+def generate_data_cmd(
+    out: str = typer.Argument(..., help="New folder to write (must not exist, or be empty)."),
+    layout: str = typer.Option(
+        "avss",
+        "--layout",
+        help="avss (AVSBench-semantic) | s4 | ms3 (AVSBench-object: OUT/Single-source, OUT/Multi-sources).",
+    ),
+    clips: int = typer.Option(9, "--clips", min=1, help="Number of clips (quirks add their own)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same files."),
+    silent: int = typer.Option(0, "--silent-distractors", min=0, help="Visible but silent objects per clip."),
+    quirks: str = typer.Option(
+        "", "--quirks", help="avss only: comma-separated real-data quirks (typo, background-row, ...) or 'all'."
+    ),
+) -> None:
+    """Write a small synthetic AVSBench tree (real on-disk format) for trying the tools without the dataset."""
+    from .data.synthetic import generate_tree
+
+    info = generate_tree(layout, out, clips, seed=seed, silent_distractors=silent, quirks=quirks)
+    typer.echo(f"wrote {info.root}: {len(info.clips)} clips ({layout})")
 
 
 @app.command("eval")
-def eval_cmd() -> None:
-    """Score predictions (or a model) on the AVSBench-OV test split with the papers' metrics."""
-    _not_landed("eval", 2)
+def eval_cmd(
+    data: str = typer.Option(..., "--data", help="AVSBench-semantic root (metadata.csv, label2idx.json, v1s/v1m/v2)."),
+    pred: str = typer.Option(
+        ..., "--pred", help="Predictions PRED_DIR/<uid>/<frame>.png: index maps 0..70 or palette RGB, any size."
+    ),
+    split_file: str | None = typer.Option(
+        None, "--split-file", help="Split JSON from make-split: score its splits.test (default: metadata test rows)."
+    ),
+    base: bool = typer.Option(False, "--base", help="Show the 40 base classes only (the JSON keeps everything)."),
+    novel: bool = typer.Option(False, "--novel", help="Show the 30 novel classes only (the JSON keeps everything)."),
+    gt_source: str = typer.Option(
+        "auto", "--gt-source", help="auto (labels_rgb as OV-AVSS reads, else labels_semantic) | rgb | semantic."
+    ),
+    filter_gt: bool = typer.Option(
+        True, "--filter-gt/--no-filter-gt", help="Zero GT classes not in the clip's a_obj, as OV-AVSS does."
+    ),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="Score GT frames without a prediction as background instead of failing."
+    ),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write all metrics and the per-class table to this JSON file."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+) -> None:
+    """Score predictions on the AVSBench-OV test split with the OV-AVSS metrics (mIoU all/base/novel/harmonic, F)."""
+    from .metrics import evaluate, report
+
+    config = evaluate.EvalConfig(gt_source=gt_source, filter_gt_to_sounding=filter_gt, allow_missing=allow_missing)
+    class_set = report.class_set_from_flags(base, novel)
+    payload = report.run_eval(data, pred, split_file, config, class_set=class_set, json_out=json_out, force=force)
+    report.show_results(payload)
+    typer.echo(report.summary_line(payload))
 
 
 @app.command("train")
@@ -79,15 +164,62 @@ def train_cmd() -> None:
 
 
 @app.command("predict")
-def predict_cmd() -> None:
+def predict_cmd(
+    inputs: list[Path] = typer.Argument(..., help="Video files (mp4, mkv, webm, mov, ...) or folders of them."),
+    vocab: str = typer.Option(
+        ..., "--vocab", help='Names to look for: "dog, siren, church bell" or @names.txt (one per line).'
+    ),
+    weights: str | None = typer.Option(
+        None, "--weights", help="Registry name, checkpoint path or hf://org/repo[/file] (default: the registry's)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder (one input file) or parent folder (several). Default: a new ./<name>_ovavss per input.",
+    ),
+    fps: float = typer.Option(1.0, "--fps", help="Frames sampled per second (AVSBench uses 1)."),
+    threshold: float = typer.Option(0.3, "--threshold", help="Minimum score of a painted (query, name) pair."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    allow_silent: bool = typer.Option(False, "--allow-silent", help="Run videos without an audio track on silence."),
+    no_video: bool = typer.Option(False, "--no-video", help="Skip overlay.mp4 (masks and JSON only)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out folder (once the new one is done)."),
+) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary."""
-    _not_landed("predict", 5)
+    from .inference.predictor import PredictOptions, run_predict
+
+    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force)
+    report = run_predict(inputs, options)
+    for _, folder in report.outputs:
+        typer.echo(folder)
+    if report.failures:
+        raise typer.Exit(code=report.exit_code)
 
 
 @app.command("visualize")
-def visualize_cmd() -> None:
+def visualize_cmd(
+    predictions: Path = typer.Argument(
+        ..., help="An 'ovavss predict' output folder, or (with --data) a PRED_DIR/<uid>/<frame>.png folder."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="AVSBench-semantic root: draw ground truth | prediction for its clips."
+    ),
+    clips: list[str] | None = typer.Option(None, "--clip", help="With --data: only this clip uid (repeatable)."),
+    video: Path | None = typer.Option(
+        None, "--video", help="The predicted video, if it moved since 'ovavss predict' ran."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder to write (default: a new <PREDICTIONS>_viz)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
+) -> None:
     """Turn predictions into overlays, side-by-side GT comparisons and a sound timeline."""
-    _not_landed("visualize", 5)
+    if data is not None:
+        from .viz.compare import visualize_dataset
+
+        typer.echo(visualize_dataset(data, predictions, out, clips or (), force))
+    else:
+        from .viz.overlay import visualize_prediction_folder
+
+        typer.echo(visualize_prediction_folder(predictions, out, video, force))
 
 
 @app.command("convert")
