@@ -170,7 +170,7 @@ def predict_cmd(
         ..., "--vocab", help='Names to look for: "dog, siren, church bell" or @names.txt (one per line).'
     ),
     weights: str | None = typer.Option(
-        None, "--weights", help="Registry name, checkpoint path or hf://org/repo[/file] (default: the registry's)."
+        None, "--weights", help="Registry name, checkpoint path or hf://org/repo\\[/file] (default: the registry's)."
     ),
     out: Path | None = typer.Option(
         None,

@@ -1,0 +1,188 @@
+"""Speed and memory of ``ovavss predict``, measured (issue point 8).
+
+Prints, for each ``--weights`` on CPU (and CUDA when present):
+
+* sampled frames per second of ``VideoPredictor.predict_frames`` (decode + model, no writers) on a
+  generated 640x360 / 30 fps video with stereo 44.1 kHz audio, and the process's peak RSS;
+
+and, for ``--memory-weights`` on CPU, the peak RSS of a full ``predict_to_folder`` run (masks, JSON
+and overlay.mp4) on generated 1-minute and 10-minute videos. The 10-minute peak must stay within
+1.2x of the 1-minute peak (streaming decode, bounded audio, JSON written as frames arrive).
+
+Every measurement runs in its own child process, so each peak RSS is that run's alone. Generated
+videos are cached in ``--workdir`` (default: a temporary folder). Example::
+
+    python bench/predict_speed.py --weights ovavss-tiny --weights ovavss-r50 --memory-weights ovavss-tiny
+
+A weights spec that cannot be loaded (not imported, no network) is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+MEMORY_RATIO_LIMIT = 1.2
+SIZE = (640, 360)
+VIDEO_FPS = 30
+AUDIO_RATE = 44100
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def generate_video(path: Path, seconds: int) -> Path:
+    """A moving-disc video with a chirping tone; cached by name."""
+    if path.is_file():
+        return path
+    width, height = SIZE
+    yy, xx = np.mgrid[0:height, 0:width]
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as container:
+        video = container.add_stream("libx264", rate=VIDEO_FPS)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        audio = container.add_stream("aac", rate=AUDIO_RATE)
+        audio.layout = "stereo"
+        samples_per_frame = AUDIO_RATE // VIDEO_FPS  # 1470: an integer, so audio and video stay aligned
+        for index in range(seconds * VIDEO_FPS):
+            phase = index / VIDEO_FPS
+            centre_x, centre_y = width * (0.5 + 0.35 * np.sin(phase)), height * (0.5 + 0.3 * np.cos(0.7 * phase))
+            disc = (xx - centre_x) ** 2 + (yy - centre_y) ** 2 < (height / 6) ** 2
+            image = np.empty((height, width, 3), np.uint8)
+            image[...] = (40 + index % 50, 90, 140)
+            image[disc] = (230, 200, 40)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            times = (index * samples_per_frame + np.arange(samples_per_frame)) / AUDIO_RATE
+            wave = (0.3 * np.sin(2 * np.pi * (300 + 40 * (times % 5)) * times)).astype(np.float32)
+            sound = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts, sound.time_base = (
+                AUDIO_RATE,
+                index * samples_per_frame,
+                Fraction(1, AUDIO_RATE),
+            )
+            container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    tmp.rename(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# child processes: one measurement each, the result as one JSON line on stdout
+
+
+def run_child(job: dict) -> dict:
+    import torch
+
+    import ovavss_cli
+    from ovavss_cli.device import resolve_device
+    from ovavss_cli.inference.predictor import VideoPredictor
+
+    torch.set_num_threads(job["threads"])
+    device = resolve_device(job["device"])
+    model = ovavss_cli.load_model(job["weights"], device=device)
+    predictor = VideoPredictor(model, job["vocab"], device=device)
+    start = time.perf_counter()
+    if job["kind"] == "speed":
+        frames = sum(1 for _ in predictor.predict_frames(job["video"]))
+    else:
+        out = predictor.predict_to_folder(job["video"], Path(job["out"]))
+        frames = json.loads((out / "predictions.json").read_text())["summary"]["frames"]
+    seconds = time.perf_counter() - start
+    result = {"frames": frames, "seconds": seconds, "frames_per_s": frames / seconds, "peak_rss_mib": peak_rss_mib()}
+    if device.type == "cuda":
+        result["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
+
+
+def measure(job: dict) -> dict:
+    """Run one job in a fresh interpreter; {"skipped": reason} when it fails."""
+    process = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, check=False
+    )
+    lines = process.stdout.strip().splitlines()
+    if process.returncode != 0 or not lines:
+        reason = (process.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": reason}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", action="append", help="weights spec to time (repeatable)")
+    parser.add_argument("--memory-weights", help="weights for the 1-min vs 10-min memory check (default: the first)")
+    parser.add_argument("--speed-seconds", type=int, default=20, help="length of the speed video (default 20)")
+    parser.add_argument("--memory-minutes", default="1,10", help="video lengths for the memory check (default 1,10)")
+    parser.add_argument("--vocab", default="dog,car,man,siren,guitar", help="comma-separated vocabulary")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as CI)")
+    parser.add_argument("--workdir", type=Path, help="where generated videos and outputs go")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child))))
+        return
+
+    import torch
+
+    from ovavss_cli.hub import DEFAULT_WEIGHTS
+
+    weights = args.weights or [DEFAULT_WEIGHTS]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ovavss-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    vocab = [name.strip() for name in args.vocab.split(",")]
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    base = {"vocab": vocab, "threads": args.threads}
+
+    speed_video = generate_video(workdir / f"speed_{args.speed_seconds}s.mp4", args.speed_seconds)
+    print(f"speed: {speed_video.name} ({SIZE[0]}x{SIZE[1]}, {VIDEO_FPS} fps, sampled at 1 fps)")
+    for spec in weights:
+        for device in devices:
+            result = measure({**base, "kind": "speed", "weights": spec, "device": device, "video": str(speed_video)})
+            if "skipped" in result:
+                print(f"  {spec:<20} {device:<5} skipped: {result['skipped']}")
+                continue
+            cuda = f", CUDA peak {result['cuda_peak_mib']:.0f} MiB" if "cuda_peak_mib" in result else ""
+            print(
+                f"  {spec:<20} {device:<5} {result['frames_per_s']:.3f} sampled frames/s "
+                f"({result['frames']} in {result['seconds']:.1f} s), peak RSS {result['peak_rss_mib']:.0f} MiB{cuda}"
+            )
+
+    memory_spec = args.memory_weights or weights[0]
+    minutes = [int(m) for m in args.memory_minutes.split(",")]
+    print(f"memory: full predict (masks, JSON, overlay.mp4) with {memory_spec} on cpu")
+    peaks = {}
+    for length in minutes:
+        video = generate_video(workdir / f"memory_{length}min.mp4", 60 * length)
+        out = workdir / f"out_{length}min_{time.time_ns()}"
+        result = measure(
+            {**base, "kind": "memory", "weights": memory_spec, "device": "cpu", "video": str(video), "out": str(out)}
+        )
+        if "skipped" in result:
+            print(f"  {length:>3} min  skipped: {result['skipped']}")
+            continue
+        peaks[length] = result["peak_rss_mib"]
+        took = f"{result['frames']} frames, {result['seconds']:.0f} s"
+        print(f"  {length:>3} min  peak RSS {result['peak_rss_mib']:.0f} MiB ({took})")
+    if len(peaks) >= 2:
+        shortest, longest = min(peaks), max(peaks)
+        ratio = peaks[longest] / peaks[shortest]
+        verdict = "PASS" if ratio <= MEMORY_RATIO_LIMIT else "FAIL"
+        print(f"  ratio {longest} min / {shortest} min = {ratio:.3f} (limit {MEMORY_RATIO_LIMIT}): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
