@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import OvavssError
 from .models.checkpoint import sha256_file
+from .paths import cache_root
 
 DEFAULT_WEIGHTS = "ovavss-r50"
 HF_SCHEME = "hf://"
@@ -64,11 +65,8 @@ def load_registry() -> dict[str, RegistryEntry]:
 
 
 def store_dir() -> Path:
-    """Where ``ovavss weights import`` puts converted checkpoints: ``$OVAVSS_HOME/weights``."""
-    home = os.environ.get("OVAVSS_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ovavss"
-    )
-    return Path(home) / "weights"
+    """Where ``ovavss weights import`` puts converted checkpoints."""
+    return cache_root() / "weights"
 
 
 def _offline() -> bool:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-import pytest
+# No test may touch the network or the user's caches. huggingface_hub reads these variables once, at
+# import (open_clip imports it), so they are set here, before any test module imports anything.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="ovavss-tests-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = str(_SANDBOX / "hf-cache")
+os.environ["OVAVSS_CACHE_DIR"] = str(_SANDBOX / "ovavss-cache")
+
+import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OVAVSS_SHARED", REPO_ROOT.parent / "shared"))
@@ -25,13 +33,6 @@ def require_reference_fixture() -> Path:
 @pytest.fixture(scope="session")
 def reference_fixture() -> Path:
     return require_reference_fixture()
-
-
-@pytest.fixture(autouse=True)
-def _offline_hub(monkeypatch, tmp_path_factory):
-    """No test may touch the network: force the Hugging Face Hub offline with an empty cache."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "hf-cache"))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -29,18 +28,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...atomic import atomic_path
-
-CACHE_DIR_ENV = "OVAVSS_CACHE_DIR"
+from ...paths import cache_root
 
 # Bump when the meaning of a cached vector changes (e.g. a different ensembling rule).
 CACHE_FORMAT_VERSION = 1
 
 _TENSOR_NAME = "embedding"
-
-
-def default_cache_dir() -> Path:
-    """``$OVAVSS_CACHE_DIR`` when set and non-empty, else ``~/.cache/ovavss``."""
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "ovavss")
 
 
 def is_text_tower_tensor(name: str) -> bool:
@@ -69,7 +62,7 @@ def text_embedding_key(model_name: str, weights_fingerprint: str, templates: Seq
 class TextEmbeddingCache:
     """Memory + disk cache of 1-D float32 text embeddings, addressed by :func:`text_embedding_key`.
 
-    ``directory=None`` resolves :func:`default_cache_dir` at each disk access, so setting
+    ``directory=None`` resolves :func:`cache_root` at each disk access, so setting
     ``$OVAVSS_CACHE_DIR`` after the model was built still takes effect. ``use_disk=False`` keeps
     everything in memory. ``stats`` counts ``memory_hits``, ``disk_hits`` and ``misses``.
     """
@@ -82,7 +75,7 @@ class TextEmbeddingCache:
 
     @property
     def directory(self) -> Path:
-        return (self._directory or default_cache_dir()) / "text-embeddings"
+        return (self._directory or cache_root()) / "text-embeddings"
 
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.safetensors"
