@@ -223,9 +223,64 @@ def visualize_cmd(
 
 
 @app.command("convert")
-def convert_cmd() -> None:
+def convert_cmd(
+    src: Path = typer.Argument(
+        ..., help="model_ov_avss_r50.pth / _swinb.pth, Mask2Former model_final_*.pkl or VGGish .pth."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Converted checkpoint (.safetensors; a .json sidecar is written)."
+    ),
+    kind: str = typer.Option("auto", "--kind", help="auto | ovavss | mask2former (training init) | vggish."),
+    preset: str | None = typer.Option(None, "--preset", help="ovavss-r50 | ovavss-swinb (default: from the keys)."),
+    vggish: Path | None = typer.Option(None, "--vggish", help="VGGish .pth to add when the source has no VGGish."),
+    allow_unmapped: bool = typer.Option(False, "--allow-unmapped", help="Convert even if source keys are unmapped."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Convert even if model keys are missing."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out."),
+) -> None:
     """Convert official OV-AVSS / Mask2Former / VGGish checkpoints to ovavss safetensors."""
-    _not_landed("convert", 3)
+    from .models.convert import convert_checkpoint, print_report
+
+    report = convert_checkpoint(
+        src, out, kind=kind, preset=preset, vggish=vggish,
+        allow_unmapped=allow_unmapped, allow_missing=allow_missing, force=force,
+    )  # fmt: skip
+    print_report(report)
+
+
+weights_app = typer.Typer(help="Known checkpoints: list, download from the Hub, import official files.")
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("list")
+def weights_list_cmd() -> None:
+    """List the registry (weights/registry.json) and where each checkpoint is available."""
+    from .hub import print_registry
+
+    print_registry()
+
+
+@weights_app.command("download")
+def weights_download_cmd(
+    name: str = typer.Argument(..., help="Registry name or hf://org/repo[/file]."),
+) -> None:
+    """Fetch a checkpoint into the Hugging Face cache (verified by sha256) and print its path."""
+    from .hub import resolve_weights
+
+    typer.echo(resolve_weights(name).path)
+
+
+@weights_app.command("import")
+def weights_import_cmd(
+    src: Path = typer.Argument(..., help="An official checkpoint, e.g. model_ov_avss_r50.pth."),
+    name: str = typer.Option(..., "--name", help="Registry name to store it under (e.g. ovavss-r50)."),
+    vggish: Path | None = typer.Option(None, "--vggish", help="VGGish .pth to add when the source has no VGGish."),
+    force: bool = typer.Option(False, "--force", help="Replace an already imported checkpoint."),
+) -> None:
+    """Convert an official checkpoint into the local store, so --weights NAME finds it offline."""
+    from .hub import import_weights
+    from .models.convert import print_report
+
+    print_report(import_weights(src, name, vggish=vggish, force=force))
 
 
 def main() -> None:

@@ -121,6 +121,9 @@ def resolve_weights(spec: str | os.PathLike | None = None) -> ResolvedWeights:
     registry = load_registry()
     if spec in registry:
         return _resolve_registry_entry(registry[spec])
+    imported = store_dir() / f"{spec}.safetensors"
+    if "/" not in spec and imported.is_file():
+        return _verified(imported, spec, None, None)
     path = Path(spec).expanduser()
     if path.is_file():
         return _verified(path, str(path), None, None)
@@ -142,3 +145,34 @@ def _resolve_registry_entry(entry: RegistryEntry) -> ResolvedWeights:
         _download_sidecar(entry.repo_id, entry.filename)
         return _verified(path, entry.name, entry.sha256, entry)
     raise OvavssError(f"weights '{entry.name}' are not available locally — {entry.how_to_get}")
+
+
+def import_weights(src: str | os.PathLike, name: str, *, vggish=None, force: bool = False):
+    """Convert an official checkpoint into the local store as ``<name>.safetensors`` (+ sidecar)."""
+    from .models.convert import convert_checkpoint
+
+    if not name or "/" in name or name.startswith("."):
+        raise OvavssError(f"--name: '{name}' is not a valid weights name")
+    return convert_checkpoint(src, store_dir() / f"{name}.safetensors", vggish=vggish, force=force)
+
+
+def print_registry() -> None:
+    """The registry as a table: name, what it is, where it is available now."""
+    from rich.table import Table
+
+    from .console import console
+
+    table = Table(title="ovavss weights")
+    for column in ("name", "preset", "available", "description"):
+        table.add_column(column)
+    for entry in load_registry().values():
+        if entry.bundled:
+            where = "bundled"
+        elif (store_dir() / f"{entry.name}.safetensors").is_file():
+            where = "imported"
+        elif entry.repo_id:
+            where = f"hf://{entry.repo_id}"
+        else:
+            where = "not yet: " + entry.how_to_get
+        table.add_row(entry.name, entry.preset, where, entry.description)
+    console.print(table)

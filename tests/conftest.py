@@ -17,7 +17,8 @@ import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OVAVSS_SHARED", REPO_ROOT.parent / "shared"))
-REFERENCE_FIXTURE = SHARED / "fixtures" / "ovavss-reference"
+# OVAVSS_REFERENCE_FIXTURE points the parity tests at another fixture folder of the same format.
+REFERENCE_FIXTURE = Path(os.environ.get("OVAVSS_REFERENCE_FIXTURE", SHARED / "fixtures" / "ovavss-reference"))
 
 
 def require_reference_fixture() -> Path:

@@ -27,6 +27,8 @@ FEATURE_NAMES: tuple[str, str, str, str] = ("res2", "res3", "res4", "res5")
 @dataclass
 class ResNetConfig:
     depth: int = 50  # torchvision resnet18, resnet34 or resnet50
+    # Blocks per stage, overriding the depth's (e.g. (1, 1, 1, 1): a ~5M-parameter trunk for tiny presets).
+    blocks: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -52,10 +54,10 @@ class FrozenBatchNorm2d(torchvision.ops.FrozenBatchNorm2d):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
-_TORCHVISION_RESNETS = {
-    18: torchvision.models.resnet18,
-    34: torchvision.models.resnet34,
-    50: torchvision.models.resnet50,
+_TORCHVISION_RESNETS = {  # depth -> (block type, blocks per stage), as torchvision's resnet18/34/50
+    18: (torchvision.models.resnet.BasicBlock, (2, 2, 2, 2)),
+    34: (torchvision.models.resnet.BasicBlock, (3, 4, 6, 3)),
+    50: (torchvision.models.resnet.Bottleneck, (3, 4, 6, 3)),
 }
 
 
@@ -68,7 +70,8 @@ class ResNetBackbone(nn.Module):
         config = config or ResNetConfig()
         if config.depth not in _TORCHVISION_RESNETS:
             raise ValueError(f"ResNet depth must be one of {sorted(_TORCHVISION_RESNETS)}, got {config.depth}")
-        trunk = _TORCHVISION_RESNETS[config.depth](weights=None, norm_layer=FrozenBatchNorm2d)
+        block, blocks = _TORCHVISION_RESNETS[config.depth]
+        trunk = torchvision.models.resnet.ResNet(block, list(config.blocks or blocks), norm_layer=FrozenBatchNorm2d)
         self.conv1 = trunk.conv1
         self.bn1 = trunk.bn1
         self.layer1, self.layer2, self.layer3, self.layer4 = trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4

@@ -277,7 +277,11 @@ def build_clip(config: OpenVocabConfig) -> nn.Module:
     try:
         with _quiet_random_init_warning():
             clip = open_clip.create_model(
-                config.clip_model, pretrained=config.pretrained, force_image_size=config.image_size, **overrides
+                config.clip_model,
+                pretrained=config.pretrained,
+                force_image_size=config.image_size,
+                device=torch.get_default_device(),  # honours `with torch.device("meta")` (shape-only builds)
+                **overrides,
             )
     except RuntimeError as error:
         what = f"CLIP '{config.clip_model}'" + (f" with weights '{config.pretrained}'" if config.pretrained else "")

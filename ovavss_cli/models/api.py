@@ -1,0 +1,70 @@
+"""The stable Python API: ``create_model`` (fresh weights from a preset) and ``load_model`` (weights)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..device import resolve_device
+from ..errors import OvavssError
+from ..hub import resolve_weights
+from .checkpoint import Checkpoint, read_checkpoint
+from .ovavss.config import OVAVSSConfig, config_from_dict, config_to_dict, preset_config
+from .ovavss.model import OVAVSS
+from .ovavss.predict import PRECISIONS
+
+ARCHITECTURE = "ovavss"
+
+
+def create_model(name_or_config: str | OVAVSSConfig, device: str | torch.device = "cpu") -> OVAVSS:
+    """An OV-AVSS model with freshly initialised weights, from a preset name or a config."""
+    config = preset_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    return OVAVSS(config).to(resolve_device(device))
+
+
+def model_checkpoint_config(config: OVAVSSConfig) -> dict:
+    """The ``config`` entry our checkpoints carry for a full model."""
+    return {"architecture": ARCHITECTURE, "model": config_to_dict(config)}
+
+
+def model_config_of(checkpoint: Checkpoint) -> OVAVSSConfig:
+    if checkpoint.kind != "model":
+        raise OvavssError(
+            f"a '{checkpoint.kind}' checkpoint (training init / audio weights), not a full model", path=checkpoint.path
+        )
+    architecture = checkpoint.config.get("architecture")
+    if architecture != ARCHITECTURE:
+        raise OvavssError(f"holds a '{architecture}' model, not OV-AVSS", path=checkpoint.path)
+    return config_from_dict(checkpoint.config["model"])
+
+
+def load_state(model: OVAVSS, state: dict[str, torch.Tensor], source) -> None:
+    """Strict load; CLIP tensors may be absent only when the config fetches them (``open_vocab.pretrained``)."""
+    result = model.load_state_dict(state, strict=False)
+    missing = [
+        k for k in result.missing_keys if not (model.config.open_vocab.pretrained and k.startswith("open_vocab.clip."))
+    ]
+    if missing or result.unexpected_keys:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if result.unexpected_keys:
+            problems.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        raise OvavssError(f"weights do not fit the model: {', '.join(problems)}", path=source)
+
+
+def load_model(path_or_name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> OVAVSS:
+    """Load an OV-AVSS model: a registry name, a ``.safetensors`` path or ``hf://org/repo[/file]``.
+
+    The model is in eval mode on ``device``; ``precision`` ("fp32", "fp16", "bf16") sets the inference
+    autocast of ``predict_clip`` (fp32 is the parity path).
+    """
+    if precision not in PRECISIONS:
+        raise OvavssError(f"--precision: must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    resolved = resolve_weights(path_or_name)
+    checkpoint = read_checkpoint(resolved.path)
+    config = model_config_of(checkpoint)
+    model = OVAVSS(config)
+    load_state(model, checkpoint.state, resolved.path)
+    model.weights_id, model.weights_sha256 = resolved.weights_id, checkpoint.sha256
+    model.precision = precision
+    return model.to(resolve_device(device)).eval()

@@ -1,0 +1,229 @@
+"""``ovavss convert``: official OV-AVSS ``.pth``, Mask2Former COCO ``.pkl`` and VGGish ``.pth`` -> ours.
+
+* ``ovavss``: a full model (``model_ov_avss_r50.pth`` / ``model_ov_avss_swinb.pth``). When the file has
+  no CLIP tensors, the converted config loads open_clip's OpenAI weights instead (the same values the
+  reference's ``clip.load`` gives); missing VGGish tensors can come from ``--vggish vggish-10086976.pth``.
+* ``mask2former``: a training initialisation (``kind="init"``) from a detectron2 model-zoo pickle:
+  backbone, pixel decoder and decoder layers; the audio parts and the 2-way class head are new in
+  OV-AVSS and are left to training, as the reference's checkpointer does (shape-mismatched
+  ``class_embed`` is skipped and reported).
+* ``vggish``: the torchvggish release, as audio-encoder weights (``kind="vggish"``).
+
+Every source key is accounted for: converted, dropped on purpose (constants), skipped (shape), or
+unmapped; every model key is converted or missing. Unmapped or missing keys fail the conversion
+unless allowed. Nothing is written on failure, and the output is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import OvavssError
+from .api import model_checkpoint_config
+from .checkpoint import save_checkpoint, sha256_file
+from .keymap import map_reference_key
+from .ovavss.config import OVAVSSConfig, preset_config
+from .ovavss.model import OVAVSS
+from .safe_load import load_foreign_state_dict
+
+KINDS = ("auto", "ovavss", "mask2former", "vggish")
+VGGISH_PREFIX = "audio_encoder."
+CLIP_PREFIX = "open_vocab.clip."
+# What OV-AVSS adds to Mask2Former: never in a Mask2Former checkpoint, initialised by training.
+NEW_IN_OVAVSS = (
+    VGGISH_PREFIX,
+    CLIP_PREFIX,
+    "pixel_decoder.transformer.encoder.vl_layer.",
+    "transformer_decoder.transformer_audio_cross_attention_layers.",
+    "transformer_decoder.v2a.",
+    "transformer_decoder.a2a.",
+    "transformer_decoder.audio_proj.",
+    "transformer_decoder.audio_query_embed.",
+    "transformer_decoder.class_embed.",
+)
+
+
+@dataclass
+class ConversionReport:
+    source: str
+    source_sha256: str
+    kind: str
+    preset: str | None
+    converted: int = 0
+    dropped: list[str] = field(default_factory=list)  # known constants (criterion weights, pixel mean/std)
+    skipped: list[str] = field(default_factory=list)  # shape differs from ours (Mask2Former's class head)
+    unmapped: list[str] = field(default_factory=list)  # source keys no rule covers
+    missing: list[str] = field(default_factory=list)  # our keys the source lacks (and nothing supplies)
+    left_to_training: int = 0  # init checkpoints: our keys that training initialises
+    notes: list[str] = field(default_factory=list)
+    output: str | None = None
+    output_sha256: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def detect_kind(state: dict[str, torch.Tensor]) -> str:
+    keys = list(state)
+    if all(k.startswith(("features.", "embeddings.")) for k in keys):
+        return "vggish"
+    if any(k.startswith(("audio_encoder.audio_backbone.", "sem_seg_head.predictor.v2a.")) for k in keys):
+        return "ovavss"
+    if any(k.startswith("sem_seg_head.predictor.") for k in keys):
+        return "mask2former"
+    raise OvavssError("unrecognised checkpoint layout (not OV-AVSS, Mask2Former or VGGish); pass --kind")
+
+
+def detect_preset(state: dict[str, torch.Tensor]) -> str:
+    if "backbone.patch_embed.proj.weight" in state:
+        return "ovavss-swinb"
+    if "backbone.stem.conv1.weight" in state:
+        return "ovavss-r50"
+    raise OvavssError("cannot tell the backbone (no ResNet stem, no Swin patch embedding); pass --preset")
+
+
+def expected_shapes(config: OVAVSSConfig) -> dict[str, torch.Size]:
+    """Our model's state_dict shapes, from a shape-only (meta device) build."""
+    with torch.device("meta"):
+        model = OVAVSS(config)
+    return {key: value.shape for key, value in model.state_dict().items()}
+
+
+def _map_state(
+    source: dict[str, torch.Tensor], expected: dict[str, torch.Size], report: ConversionReport, rename
+) -> dict[str, torch.Tensor]:
+    """Rename source keys with ``rename`` and sort each into converted / dropped / skipped / unmapped."""
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        try:
+            new_key = rename(key)
+        except KeyError:
+            report.unmapped.append(key)
+            continue
+        if new_key is None:
+            report.dropped.append(key)
+        elif new_key not in expected:
+            report.unmapped.append(key)
+        elif tuple(value.shape) != tuple(expected[new_key]):
+            report.skipped.append(f"{key} {tuple(value.shape)} -> {new_key} {tuple(expected[new_key])}")
+        else:
+            mapped[new_key] = value.float() if value.is_floating_point() else value
+    return mapped
+
+
+def _vggish_key(key: str) -> str:
+    if not key.startswith(("features.", "embeddings.")):
+        raise KeyError(key)
+    return VGGISH_PREFIX + key
+
+
+def _read_vggish(path: Path, expected: dict[str, torch.Size], report: ConversionReport) -> dict[str, torch.Tensor]:
+    sub = ConversionReport(source=str(path), source_sha256=sha256_file(path), kind="vggish", preset=None)
+    state = _map_state(load_foreign_state_dict(path), expected, sub, _vggish_key)
+    if sub.unmapped or sub.skipped:
+        raise OvavssError(f"not a torchvggish checkpoint ({(sub.unmapped + sub.skipped)[0]})", path=path)
+    report.notes.append(f"VGGish weights taken from {path.name} (sha256 {sub.source_sha256[:12]}…)")
+    return state
+
+
+def convert_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    kind: str = "auto",
+    preset: str | None = None,
+    vggish: str | Path | None = None,
+    allow_unmapped: bool = False,
+    allow_missing: bool = False,
+    force: bool = False,
+) -> ConversionReport:
+    """Convert ``src`` to ``dst`` (``.safetensors`` + ``.json``); raise OvavssError on any unaccounted key."""
+    src, dst = Path(src), Path(dst)
+    if kind not in KINDS:
+        raise OvavssError(f"--kind: must be one of {', '.join(KINDS)}, got '{kind}'")
+    if dst.suffix != ".safetensors":
+        raise OvavssError("--out: the converted checkpoint must be a .safetensors file", path=dst)
+    if dst.exists() and not force:
+        raise OvavssError("already exists (use --force to overwrite)", path=dst)
+    source = load_foreign_state_dict(src)
+    kind = detect_kind(source) if kind == "auto" else kind
+    report = ConversionReport(source=src.name, source_sha256=sha256_file(src), kind=kind, preset=None)
+
+    if kind == "vggish":
+        config = preset_config(preset or "ovavss-r50")
+        expected = {k: v for k, v in expected_shapes(config).items() if k.startswith(VGGISH_PREFIX)}
+        state = _map_state(source, expected, report, _vggish_key)
+        ckpt_kind, ckpt_config = "vggish", {"audio_encoder": dataclasses.asdict(config.audio_encoder)}
+    else:
+        report.preset = preset or detect_preset(source)
+        config = preset_config(report.preset)
+        if kind == "ovavss" and not any(k.startswith("clip_adapter.clip_model.") for k in source):
+            config.open_vocab.pretrained = "openai"
+            report.notes.append("no CLIP tensors in the source: the model loads open_clip's OpenAI weights")
+        expected = expected_shapes(config)
+        state = _map_state(source, expected, report, map_reference_key)
+        if vggish is not None:
+            state.update(_read_vggish(Path(vggish), expected, report))
+        if config.open_vocab.pretrained:
+            expected = {k: v for k, v in expected.items() if not k.startswith(CLIP_PREFIX)}
+        if kind == "mask2former":
+            report.left_to_training = sum(1 for k in expected if k not in state and k.startswith(NEW_IN_OVAVSS))
+            expected = {k: v for k, v in expected.items() if not k.startswith(NEW_IN_OVAVSS)}
+            ckpt_kind = "init"
+        else:
+            ckpt_kind = "model"
+        ckpt_config = model_checkpoint_config(config)
+    report.converted = len(state)
+    report.missing = sorted(set(expected) - set(state))
+
+    problems = []
+    if report.unmapped and not allow_unmapped:
+        problems.append(f"{len(report.unmapped)} unmapped source keys (e.g. {report.unmapped[0]}; --allow-unmapped)")
+    if report.missing and not allow_missing:
+        problems.append(f"{len(report.missing)} model keys missing (e.g. {report.missing[0]}; --allow-missing)")
+    if kind != "mask2former" and report.skipped:
+        problems.append(f"{len(report.skipped)} shape mismatches (e.g. {report.skipped[0]})")
+    if problems:
+        raise OvavssError(f"conversion failed: {'; '.join(problems)}", path=src)
+    report.output = str(dst)
+    report.output_sha256 = save_checkpoint(
+        dst,
+        state,
+        kind=ckpt_kind,
+        config=ckpt_config,
+        info={
+            "source": {"file": src.name, "sha256": report.source_sha256, "kind": kind},
+            "conversion": report.to_dict(),
+        },
+    )
+    return report
+
+
+def print_report(report: ConversionReport) -> None:
+    """What was converted, in a few lines on the console."""
+    from rich.table import Table
+
+    from ..console import console
+
+    table = Table(title=f"converted {report.source} ({report.kind}{', ' + report.preset if report.preset else ''})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("examples")
+    rows = (
+        ("converted tensors", report.converted, []),
+        ("dropped constants", len(report.dropped), report.dropped),
+        ("skipped (shape differs)", len(report.skipped), report.skipped),
+        ("unmapped source keys", len(report.unmapped), report.unmapped),
+        ("missing model keys", len(report.missing), report.missing),
+        ("left to training", report.left_to_training, []),
+    )
+    for what, count, examples in rows:
+        table.add_row(what, str(count), ", ".join(examples[:3]) + (" …" if len(examples) > 3 else ""))
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print(f"wrote {report.output} (sha256 {report.output_sha256})")

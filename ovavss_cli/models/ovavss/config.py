@@ -1,0 +1,135 @@
+"""OV-AVSS model configuration: one dataclass tree, named presets, and its JSON form in checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import OvavssError
+from .backbone import ResNetConfig, SwinConfig
+from .decoder import MaskDecoderConfig
+from .open_vocab import OpenVocabConfig
+from .pixel_decoder import PixelDecoderConfig
+from .vggish import VGGishConfig
+
+
+@dataclass
+class OVAVSSConfig:
+    """Everything that defines an OV-AVSS model; the defaults are the reference R50 model."""
+
+    name: str = "ovavss-r50"
+    backbone: ResNetConfig | SwinConfig = field(default_factory=ResNetConfig)
+    pixel_decoder: PixelDecoderConfig = field(default_factory=PixelDecoderConfig)
+    decoder: MaskDecoderConfig = field(default_factory=MaskDecoderConfig)
+    audio_encoder: VGGishConfig = field(default_factory=VGGishConfig)
+    open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
+    freeze_audio_encoder: bool = True  # the reference's VGGish never trains (FREEZE_AUDIO_EXTRACTOR)
+    min_size_test: int = 360  # inference resize: short side (detectron2 ResizeShortestEdge)
+    max_size_test: int = 1333
+    size_divisibility: int = 32
+
+    @property
+    def window_size(self) -> int:
+        """Frames per model window: the rows of the decoder's temporal audio embedding (5)."""
+        return self.decoder.num_frames
+
+
+def ovavss_r50() -> OVAVSSConfig:
+    """OV-AVSS R50 (``OV_AVSS_R50.yaml``): ResNet-50, CLIP ViT-B/16 (OpenAI) at 224."""
+    return OVAVSSConfig(name="ovavss-r50")
+
+
+def ovavss_swinb() -> OVAVSSConfig:
+    """OV-AVSS Swin-B (``OV_AVSS_SwinB.yaml``): Swin-B (IN21k-384), CLIP ViT-L/14@336 (OpenAI)."""
+    return OVAVSSConfig(
+        name="ovavss-swinb",
+        backbone=SwinConfig(),
+        pixel_decoder=PixelDecoderConfig(in_channels=(128, 256, 512, 1024)),
+        open_vocab=OpenVocabConfig(clip_model="ViT-L-14-336-quickgelu", image_size=336),
+    )
+
+
+#: A CLIP small enough to train and run anywhere in seconds (same tokenizer and prompt machinery).
+TINY_CLIP_ARCHITECTURE: dict[str, Any] = {
+    "embed_dim": 64,
+    "vision_cfg": {"layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def ovavss_tiny() -> OVAVSSConfig:
+    """Same architecture, every width and depth cut down: for tests, CPU smoke runs and the demo model."""
+    return OVAVSSConfig(
+        name="ovavss-tiny",
+        backbone=ResNetConfig(depth=18, blocks=(1, 1, 1, 1)),
+        pixel_decoder=PixelDecoderConfig(
+            in_channels=(64, 128, 256, 512),
+            conv_dim=32,
+            mask_dim=32,
+            num_groups=8,
+            num_encoder_layers=1,
+            num_heads=4,
+            num_points=2,
+            ffn_dim=64,
+            audio_dim=32,
+            fusion_dim=64,
+            fusion_heads=4,
+        ),
+        decoder=MaskDecoderConfig(
+            hidden_dim=32, num_queries=10, num_heads=4, ffn_dim=64, num_layers=3, mask_dim=32, audio_dim=32
+        ),
+        audio_encoder=VGGishConfig(block_widths=(8, 16, 32, 32), hidden_dim=64, embed_dim=32),
+        open_vocab=OpenVocabConfig(image_size=64, clip_architecture=TINY_CLIP_ARCHITECTURE),
+        min_size_test=128,
+    )
+
+
+PRESETS = {"ovavss-r50": ovavss_r50, "ovavss-swinb": ovavss_swinb, "ovavss-tiny": ovavss_tiny}
+
+
+def preset_config(name: str) -> OVAVSSConfig:
+    if name not in PRESETS:
+        raise OvavssError(f"unknown model preset '{name}' (known: {', '.join(PRESETS)})")
+    return PRESETS[name]()
+
+
+# ------------------------------------------------------------------------------------------ JSON form
+
+_BACKBONES = {"resnet": ResNetConfig, "swin": SwinConfig}
+_SECTIONS = {
+    "pixel_decoder": PixelDecoderConfig,
+    "decoder": MaskDecoderConfig,
+    "audio_encoder": VGGishConfig,
+    "open_vocab": OpenVocabConfig,
+}
+
+
+def config_to_dict(config: OVAVSSConfig) -> dict[str, Any]:
+    """A JSON-ready dict (tuples become lists); the backbone carries a ``type`` tag."""
+    data = dataclasses.asdict(config)
+    kind = next(tag for tag, cls in _BACKBONES.items() if isinstance(config.backbone, cls))
+    data["backbone"] = {"type": kind, **data["backbone"]}
+    return data
+
+
+def _build_section(cls: type, values: dict[str, Any]) -> Any:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise OvavssError(f"model config: unknown {cls.__name__} fields {sorted(unknown)}")
+    # JSON turns tuples into lists; give tuple-typed fields their tuples back.
+    fixed = {k: tuple(v) if isinstance(v, list) and "tuple" in str(names[k].type) else v for k, v in values.items()}
+    return cls(**fixed)
+
+
+def config_from_dict(data: dict[str, Any]) -> OVAVSSConfig:
+    """Inverse of :func:`config_to_dict`; an OvavssError names any field that does not fit."""
+    data = dict(data)
+    try:
+        backbone = dict(data.pop("backbone"))
+        backbone_cls = _BACKBONES[backbone.pop("type")]
+        sections = {key: _build_section(cls, data.pop(key)) for key, cls in _SECTIONS.items() if key in data}
+        return OVAVSSConfig(backbone=_build_section(backbone_cls, backbone), **sections, **data)
+    except (KeyError, TypeError) as error:
+        raise OvavssError(f"model config: invalid ({error})") from None

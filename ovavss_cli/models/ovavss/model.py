@@ -1,0 +1,96 @@
+"""OV-AVSS: universal sound-source localisation (class-agnostic masks of sounding objects) plus
+open-vocabulary naming with a frozen CLIP (Guo et al., ACM MM 2024).
+
+The attribute names below define the checkpoint keys (see ``models/keymap.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import nn
+
+from .backbone import build_backbone
+from .config import OVAVSSConfig
+from .decoder import AudioConditionedMaskDecoder
+from .open_vocab import OpenVocabClassifier
+from .pixel_decoder import AudioVisualPixelDecoder
+from .vggish import build_vggish
+
+
+class OVAVSS(nn.Module):
+    def __init__(self, config: OVAVSSConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config.backbone)
+        self.audio_encoder = build_vggish(config.audio_encoder, frozen=config.freeze_audio_encoder)
+        self.pixel_decoder = AudioVisualPixelDecoder(config.pixel_decoder)
+        self.transformer_decoder = AudioConditionedMaskDecoder(config.decoder)
+        self.open_vocab = OpenVocabClassifier(config.open_vocab)
+        # Set by load_model: which weights these are (registry name / path / hf:// id) and their sha256.
+        self.weights_id: str | None = None
+        self.weights_sha256: str | None = None
+        self.precision = "fp32"  # inference autocast: "fp32" (parity) | "fp16" | "bf16"
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer_decoder.query_feat.weight.device
+
+    @property
+    def window_size(self) -> int:
+        return self.config.window_size
+
+    def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 96, 64) log-mel examples -> (N, A) audio embeddings (no gradient when frozen)."""
+        log_mel = log_mel.to(self.device)
+        if self.config.freeze_audio_encoder:
+            with torch.no_grad():
+                return self.audio_encoder(log_mel)
+        return self.audio_encoder(log_mel)
+
+    def forward(self, images: torch.Tensor, audio: torch.Tensor) -> dict:
+        """The class-agnostic sounding-object segmenter (what training optimises).
+
+        images (B, T, 3, Hp, Wp): normalised, zero-padded frames (``preprocess.normalize_and_pad``);
+        audio (B, T, A): one audio embedding per frame ->
+        {"pred_logits": (B, Q, 2), "pred_masks": (B, Q, T, Hp/4, Wp/4), "aux_outputs": [...]}.
+        """
+        batch, frames = images.shape[:2]
+        features = self.backbone(images.flatten(0, 1))  # {"res2".."res5": (B·T, C, H/s, W/s)}
+        mask_features, multi_scale, fused_audio = self.pixel_decoder(features, audio.flatten(0, 1))
+        return self.transformer_decoder(multi_scale, mask_features, fused_audio, batch)
+
+    def predict_clip(
+        self,
+        frames: np.ndarray | torch.Tensor,
+        audio: np.ndarray | torch.Tensor | None,
+        sample_rate: int,
+        vocab: Sequence[str],
+        threshold: float = 0.3,
+        *,
+        frame_times: Sequence[float] | None = None,
+        batch_windows: int = 1,
+        progress: Progress | None = None,
+    ):
+        """Segment and name the sounding objects of one clip; see :func:`predict.predict_clip`."""
+        from .predict import predict_clip
+
+        return predict_clip(
+            self,
+            frames,
+            audio,
+            sample_rate,
+            vocab,
+            threshold,
+            frame_times=frame_times,
+            batch_windows=batch_windows,
+            progress=progress,
+        )
+
+
+def build_ovavss(config: OVAVSSConfig) -> OVAVSS:
+    """An OV-AVSS model with freshly initialised weights (frozen parts in eval mode)."""
+    return OVAVSS(config)
