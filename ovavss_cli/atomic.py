@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import OvavssError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -53,3 +55,18 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def refuse_overwrite(path: str | Path, force: bool) -> None:
+    """Before any work: OvavssError if ``path`` is a folder, or an existing file and ``force`` is off."""
+    path = Path(path)
+    if path.is_dir():
+        raise OvavssError("is a directory; give a file name", path=path)
+    if path.exists() and not force:
+        raise OvavssError("already exists; pass --force to overwrite", path=path)
+
+
+def refuse_existing_folder(path: str | Path) -> None:
+    """Before any work: OvavssError if the output folder ``path`` already exists."""
+    if Path(path).exists():
+        raise OvavssError("already exists; choose another output folder or remove it", path=path)

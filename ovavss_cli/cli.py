@@ -125,9 +125,20 @@ def generate_data_cmd(
 @app.command("eval")
 def eval_cmd(
     data: str = typer.Option(..., "--data", help="AVSBench-semantic root (metadata.csv, label2idx.json, v1s/v1m/v2)."),
-    pred: str = typer.Option(
-        ..., "--pred", help="Predictions PRED_DIR/<uid>/<frame>.png: index maps 0..70 or palette RGB, any size."
+    pred: str | None = typer.Option(
+        None,
+        "--pred",
+        help="Predictions PRED_DIR/<uid>/<frame>.png (index maps 0..70 or palette RGB, any size) to score; "
+        "with --weights: the new folder the model's predictions are saved to.",
     ),
+    weights: str | None = typer.Option(
+        None,
+        "--weights",
+        help="Run this model over the test clips and score it (registry name, .safetensors or hf://). "
+        "Default when --pred is not given: the registry's default model.",
+    ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threshold: float = typer.Option(0.3, "--threshold", help="With --weights: minimum score of a painted mask."),
     split_file: str | None = typer.Option(
         None, "--split-file", help="Split JSON from make-split: score its splits.test (default: metadata test rows)."
     ),
@@ -152,7 +163,10 @@ def eval_cmd(
 
     config = evaluate.EvalConfig(gt_source=gt_source, filter_gt_to_sounding=filter_gt, allow_missing=allow_missing)
     class_set = report.class_set_from_flags(base, novel)
-    payload = report.run_eval(data, pred, split_file, config, class_set=class_set, json_out=json_out, force=force)
+    payload = report.run_eval(
+        data, pred, split_file, config, class_set=class_set, json_out=json_out, force=force,
+        weights=weights, device=device, threshold=threshold,
+    )  # fmt: skip
     report.show_results(payload)
     typer.echo(report.summary_line(payload))
 

@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, refuse_overwrite
 from ..console import make_progress
 from ..errors import OvavssError
 from .avsbench import (
@@ -42,7 +42,6 @@ from .avsbench import (
 from .avsobject import FRAMES_PER_CLIP, TASK_LAYOUT, AVSObjectDataset, ObjectClip, find_object_roots, load_avsobject
 from .classes import AVSS_PALETTE, LABEL_NAMES
 from .labelmap import decode_palette, open_png, read_label_png
-from .split import refuse_existing
 
 CHECK_FORMAT = "ovavss-check/1"
 #: finding kind -> what it means; kinds in PROBLEM_KINDS fail the check.
@@ -361,7 +360,7 @@ def run_check(
 ) -> CheckReport:
     """``ovavss check``: check ``root`` and, with ``json_out``, write the full report there."""
     if json_out is not None:
-        refuse_existing(Path(json_out), force)  # before a long check, not after
+        refuse_overwrite(Path(json_out), force)  # before a long check, not after
     report = check_dataset(root, fast)
     if json_out is not None:
         write_report_json(report, json_out, force)
@@ -375,7 +374,7 @@ def run_check(
 def write_report_json(report: CheckReport, path: str | Path, force: bool = False) -> None:
     """The full report (every finding, no truncation) as JSON, written atomically."""
     path = Path(path)
-    refuse_existing(path, force)
+    refuse_overwrite(path, force)
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 

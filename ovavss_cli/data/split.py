@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, refuse_overwrite
 from ..errors import OvavssError
 from .avsbench import SPLITS, AVSSDataset, ClipMeta, load_avss
 from .classes import BASE_IDS, LABEL_NAMES, NOVEL_IDS
@@ -151,18 +151,10 @@ def split_to_json(split: OvSplit) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def refuse_existing(path: Path, force: bool) -> None:
-    """OvavssError if ``path`` is a folder, or an existing file and ``force`` is off."""
-    if path.is_dir():
-        raise OvavssError("is a directory; give a file name", path=path)
-    if path.exists() and not force:
-        raise OvavssError("already exists; pass --force to overwrite", path=path)
-
-
 def write_split(split: OvSplit, path: str | Path, force: bool = False) -> Path:
     """Write the split JSON atomically; an existing file is kept unless ``force``."""
     path = Path(path)
-    refuse_existing(path, force)
+    refuse_overwrite(path, force)
     atomic_write_text(path, split_to_json(split))
     return path
 
@@ -172,7 +164,7 @@ def make_split_file(
 ) -> OvSplit:
     """``ovavss make-split``: read ``root``'s metadata, apply ``rule``, write ``out``."""
     out = Path(out)
-    refuse_existing(out, force)  # before reading a large metadata file
+    refuse_overwrite(out, force)  # before reading a large metadata file
     split = make_ov_split(load_avss(root), rule)
     write_split(split, out, force=force)
     return split

@@ -362,3 +362,24 @@ def evaluate_prediction_folder(
         raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
     predictions = folder_predictions(pred_dir, frames, allow_missing=config.allow_missing)
     return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)
+
+
+def evaluate_model(
+    root: str | Path,
+    model,
+    pred_dir: str | Path,
+    *,
+    split_file: str | Path | None = None,
+    config: EvalConfig = EvalConfig(),
+    threshold: float = 0.3,
+) -> EvalResult:
+    """``ovavss eval --weights``: predict the test clips into ``pred_dir`` and score them like ``--pred``."""
+    from ..inference.dataset_predict import predict_clips
+
+    dataset = load_avss(root)
+    split = load_test_split(dataset, split_file)
+    frames = gt_frames(dataset, split.clips)
+    if not frames:
+        raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
+    predictions = predict_clips(model, dataset, split.clips, pred_dir, threshold=threshold)
+    return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)

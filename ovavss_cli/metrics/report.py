@@ -14,11 +14,11 @@ from pathlib import Path
 from rich.table import Table
 
 from .. import __version__
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, refuse_existing_folder, refuse_overwrite
 from ..console import console
 from ..data.classes import BASE_IDS, LABEL_NAMES, NOVEL_IDS, NUM_LABELS
 from ..errors import OvavssError
-from .evaluate import PROTOCOL, EvalConfig, EvalResult, evaluate_prediction_folder
+from .evaluate import PROTOCOL, EvalConfig, EvalResult, evaluate_model, evaluate_prediction_folder
 
 CLASS_SETS = ("all", "base", "novel")
 #: How many GT files with unknown colours the JSON lists by name (the count is always complete).
@@ -109,12 +109,6 @@ def results_payload(result: EvalResult, class_set: str = "all") -> dict:
     }
 
 
-def check_json_target(path: str | Path | None, force: bool) -> None:
-    """Refuse, before any work is done, to overwrite an existing results file without ``--force``."""
-    if path is not None and Path(path).exists() and not force:
-        raise OvavssError("already exists (pass --force to overwrite)", path=path)
-
-
 def write_results_json(path: str | Path, payload: dict) -> None:
     """Write the results JSON atomically (temp file + rename)."""
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
@@ -122,20 +116,43 @@ def write_results_json(path: str | Path, payload: dict) -> None:
 
 def run_eval(
     data: str | Path,
-    pred: str | Path,
+    pred: str | Path | None = None,
     split_file: str | Path | None = None,
     config: EvalConfig = EvalConfig(),
     *,
     class_set: str = "all",
     json_out: str | Path | None = None,
     force: bool = False,
+    weights: str | None = None,
+    device: str = "auto",
+    threshold: float = 0.3,
 ) -> dict:
-    """``ovavss eval --pred``: refuse an existing ``json_out`` first, score, then write the JSON.
+    """``ovavss eval``: refuse an existing ``json_out`` first, score, then write the JSON.
 
-    Returns the results document (see :func:`results_payload`).
+    With ``pred`` alone, that folder of predictions is scored. With ``weights`` (or with neither: the
+    default model), the model predicts the test clips into ``pred`` (default: a new
+    ``./ovavss-eval-preds`` folder) and those predictions are scored by the same code. Returns the
+    results document (see :func:`results_payload`).
     """
-    check_json_target(json_out, force)
-    payload = results_payload(evaluate_prediction_folder(data, pred, split_file=split_file, config=config), class_set)
+    if json_out is not None:
+        refuse_overwrite(json_out, force)
+    if pred is not None and weights is None:
+        result = evaluate_prediction_folder(data, pred, split_file=split_file, config=config)
+        model = None
+    else:
+        from .. import load_model
+        from ..device import resolve_device
+        from ..hub import DEFAULT_WEIGHTS
+        from ..inference.outputs import unique_folder
+
+        pred = Path(pred) if pred is not None else unique_folder(Path.cwd(), "ovavss-eval-preds")
+        refuse_existing_folder(pred)  # before the (slow) model load
+        model = load_model(weights or DEFAULT_WEIGHTS, device=resolve_device(device))
+        result = evaluate_model(data, model, pred, split_file=split_file, config=config, threshold=threshold)
+    payload = results_payload(result, class_set)
+    if model is not None:
+        payload["weights"] = {"id": model.weights_id, "sha256": model.weights_sha256, "threshold": threshold}
+        payload["predictions"] = str(pred)
     if json_out is not None:
         write_results_json(json_out, payload)
     return payload

@@ -7,7 +7,7 @@ import torch
 from ..device import resolve_device
 from ..errors import OvavssError
 from ..hub import resolve_weights
-from .checkpoint import Checkpoint, read_checkpoint
+from .checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from .ovavss.config import OVAVSSConfig, config_from_dict, config_to_dict, preset_config
 from .ovavss.model import OVAVSS
 from .ovavss.predict import PRECISIONS
@@ -50,6 +50,19 @@ def load_state(model: OVAVSS, state: dict[str, torch.Tensor], source) -> None:
         if result.unexpected_keys:
             problems.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
         raise OvavssError(f"weights do not fit the model: {', '.join(problems)}", path=source)
+
+
+def save_model(model: OVAVSS, path, *, info: dict | None = None, dtype: torch.dtype | None = None) -> str:
+    """Write ``model`` as an ovavss checkpoint (``.safetensors`` + ``.json``); returns its sha256.
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors at lower precision to save space
+    (they are loaded back into the model's float32 parameters).
+    """
+    state = {
+        key: value.to(dtype) if dtype is not None and value.is_floating_point() else value
+        for key, value in model.state_dict().items()
+    }
+    return save_checkpoint(path, state, kind="model", config=model_checkpoint_config(model.config), info=info)
 
 
 def load_model(path_or_name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> OVAVSS:

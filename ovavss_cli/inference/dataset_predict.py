@@ -1,0 +1,52 @@
+"""Run a model over AVSBench clips and save its label maps in the ``eval --pred`` layout.
+
+``ovavss eval --weights`` uses this: every frame of every clip is predicted (AVSBench's 10-frame v2
+clips as two 5-frame windows, frame k paired with the clip audio's k-th VGGish example, exactly as the
+reference's test script does), written as ``PRED_DIR/<uid>/<frame>.png`` (ids = AVSS class ids, since
+the vocabulary is the 70 AVSS names in id order), and handed to the scorer as it goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_dir, refuse_existing_folder
+from ..data.avsbench import AVSSDataset, ClipMeta
+from ..data.classes import CLASS_NAMES
+from ..data.labelmap import write_label_png
+from ..metrics.evaluate import FramePrediction, prediction_path
+
+
+def predict_clips(
+    model,
+    dataset: AVSSDataset,
+    clips: Sequence[ClipMeta],
+    pred_dir: str | Path,
+    *,
+    threshold: float = 0.3,
+    vocab: Sequence[str] = CLASS_NAMES,
+) -> Iterator[FramePrediction]:
+    """Predict ``clips``, write ``pred_dir`` (atomically: it appears once complete) and yield the GT frames.
+
+    ``pred_dir`` must not exist yet (checked at once). The returned iterator must be consumed to the
+    end for the folder to appear.
+    """
+    pred_dir = Path(pred_dir)
+    refuse_existing_folder(pred_dir)
+    return _predict_clips(model, dataset, clips, pred_dir, threshold, vocab)
+
+
+def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab) -> Iterator[FramePrediction]:
+    with atomic_dir(pred_dir) as tmp:  # the scorer's progress bar counts the frames as they come
+        for clip in clips:
+            frames = dataset.read_frames(clip)  # (T, H, W, 3) uint8
+            audio, rate = dataset.read_audio(clip)
+            pred = model.predict_clip(frames, audio, rate, list(vocab), threshold)
+            label_maps = pred.label_maps.numpy()
+            for frame, label_map in enumerate(label_maps):
+                write_label_png(prediction_path(tmp, clip, frame), label_map.astype(np.uint8))
+            for frame in dataset.label_frames(clip):
+                yield FramePrediction(clip, frame, label_maps[frame])
