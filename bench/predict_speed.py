@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -31,17 +28,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from common import measure, peak_rss_mib
 
 MEMORY_RATIO_LIMIT = 1.2
 SIZE = (640, 360)
 VIDEO_FPS = 30
 AUDIO_RATE = 44100
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def generate_video(path: Path, seconds: int) -> Path:
@@ -109,18 +101,6 @@ def run_child(job: dict) -> dict:
     return result
 
 
-def measure(job: dict) -> dict:
-    """Run one job in a fresh interpreter; {"skipped": reason} when it fails."""
-    process = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, check=False
-    )
-    lines = process.stdout.strip().splitlines()
-    if process.returncode != 0 or not lines:
-        reason = (process.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"skipped": reason}
-    return json.loads(lines[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", action="append", help="weights spec to time (repeatable)")
@@ -151,7 +131,9 @@ def main() -> None:
     print(f"speed: {speed_video.name} ({SIZE[0]}x{SIZE[1]}, {VIDEO_FPS} fps, sampled at 1 fps)")
     for spec in weights:
         for device in devices:
-            result = measure({**base, "kind": "speed", "weights": spec, "device": device, "video": str(speed_video)})
+            result = measure(
+                __file__, {**base, "kind": "speed", "weights": spec, "device": device, "video": str(speed_video)}
+            )
             if "skipped" in result:
                 print(f"  {spec:<20} {device:<5} skipped: {result['skipped']}")
                 continue
@@ -169,7 +151,8 @@ def main() -> None:
         video = generate_video(workdir / f"memory_{length}min.mp4", 60 * length)
         out = workdir / f"out_{length}min_{time.time_ns()}"
         result = measure(
-            {**base, "kind": "memory", "weights": memory_spec, "device": "cpu", "video": str(video), "out": str(out)}
+            __file__,
+            {**base, "kind": "memory", "weights": memory_spec, "device": "cpu", "video": str(video), "out": str(out)},
         )
         if "skipped" in result:
             print(f"  {length:>3} min  skipped: {result['skipped']}")

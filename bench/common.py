@@ -1,0 +1,31 @@
+"""Shared helpers of the benchmarks: peak memory and one measurement per child process."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_FIXTURE = REPO.parent / "shared" / "fixtures" / "ovavss-reference"
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def measure(script: str | Path, job: dict) -> dict:
+    """Run ``script --child JOB`` in a fresh interpreter, so its peak RSS is its own; the child prints
+    one JSON object on its last line. ``{"skipped": reason}`` when it fails."""
+    process = subprocess.run(
+        [sys.executable, str(script), "--child", json.dumps(job)], capture_output=True, text=True, check=False
+    )
+    lines = process.stdout.strip().splitlines()
+    if process.returncode != 0 or not lines:
+        reason = (process.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": reason}
+    return json.loads(lines[-1])
