@@ -35,12 +35,6 @@ app = typer.Typer(
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (auto = first GPU if any, else CPU)."
 
 
-def _not_landed(command: str, issue: int) -> None:
-    """A subcommand whose issue has not landed: say so in one line and exit 2, never fake output."""
-    typer.echo(f"ovavss {command}: not implemented yet (tracked in issue #{issue})", err=True)
-    raise typer.Exit(code=2)
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"ovavss {__version__}")
@@ -124,7 +118,21 @@ def generate_data_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    data: str = typer.Option(..., "--data", help="AVSBench-semantic root (metadata.csv, label2idx.json, v1s/v1m/v2)."),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="AVSBench-semantic root (metadata.csv, label2idx.json, v1s/v1m/v2); for s4 / ms3 the AVSBench-object "
+        "root (Single-source/, Multi-sources/).",
+    ),
+    benchmark: str = typer.Option(
+        "avsbench-ov",
+        "--benchmark",
+        help="avsbench-ov: OV-AVSS metrics on AVSBench-semantic. s4 | ms3: AVSBench-object mJ / mF (official "
+        "per-batch and clean); --pred PRED_DIR/<name>/<name>_<k>.png masks, or --weights an AVSC model.",
+    ),
+    batch_size: int = typer.Option(
+        4, "--batch-size", help="s4 / ms3: clips per official batch (F is a per-batch max; test.sh uses 4)."
+    ),
     pred: str | None = typer.Option(
         None,
         "--pred",
@@ -158,7 +166,21 @@ def eval_cmd(
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
 ) -> None:
-    """Score predictions on the AVSBench-OV test split with the OV-AVSS metrics (mIoU all/base/novel/harmonic, F)."""
+    """Score predictions on the AVSBench-OV test split with the OV-AVSS metrics (mIoU all/base/novel/harmonic, F),
+    or on S4 / MS3 with the AVSBench-object J and F."""
+    if benchmark != "avsbench-ov":
+        from .metrics import object_eval
+
+        ov_options = {
+            "--split-file": split_file, "--base": base, "--novel": novel, "--no-filter-gt": not filter_gt,
+            "--gt-source": gt_source != "auto",
+        }  # fmt: skip
+        payload = object_eval.run_object_eval(
+            benchmark, data, pred=pred, weights=weights, batch_size=batch_size, device=device,
+            allow_missing=allow_missing, json_out=json_out, force=force, avsbench_ov_options=ov_options,
+        )  # fmt: skip
+        typer.echo(object_eval.summary_line(payload))
+        return
     from .metrics import evaluate, report
 
     config = evaluate.EvalConfig(gt_source=gt_source, filter_gt_to_sounding=filter_gt, allow_missing=allow_missing)
@@ -172,9 +194,50 @@ def eval_cmd(
 
 
 @app.command("train")
-def train_cmd() -> None:
-    """Train OV-AVSS (or AVSC) on AVSBench."""
-    _not_landed("train", 4)
+def train_cmd(
+    data: str | None = typer.Option(None, "--data", help="Dataset root (AVSBench-semantic for ovavss)."),
+    split: str | None = typer.Option(None, "--split", help="AVSBench-OV split JSON from make-split (ovavss)."),
+    model: str | None = typer.Option(None, "--model", help="ovavss (default) | avsc."),
+    preset: str | None = typer.Option(None, "--preset", help="tiny | r50 (default) | swinb: model and recipe."),
+    init: str | None = typer.Option(
+        None, "--init", help="Initial weights: Mask2Former COCO .pkl, official .pth, or an ovavss .safetensors."
+    ),
+    vggish: str | None = typer.Option(None, "--vggish", help="VGGish weights (vggish-10086976.pth); r50/swinb."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/<model>-<preset>)."),
+    device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per step and process (default 1)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Steps to train (default: the recipe's)."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    keep_checkpoints: int | None = typer.Option(None, "--keep-checkpoints", help="Newest checkpoints kept (3)."),
+    seed: int | None = typer.Option(None, "--seed", help="Run seed: weights, data order, augmentation (42)."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision (bf16; fp16 on older GPUs)."),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader worker processes (default 0)."),
+    log_every: int | None = typer.Option(None, "--log-every", help="Steps between log records (default 1)."),
+    val_every: int | None = typer.Option(None, "--val-every", help="Steps between validations (0: none)."),
+    val_clips: int | None = typer.Option(None, "--val-clips", help="Validate on the first N val clips (0: all)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
+    task_options: list[str] | None = typer.Option(
+        None, "--task-option", help="Model-specific KEY=VALUE (VALUE read as JSON when it parses); repeatable."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its newest checkpoint, with its saved config."
+    ),
+) -> None:
+    """Train OV-AVSS (or AVSC): one process, or many under torchrun (DistributedDataParallel)."""
+    from .engine.run_config import parse_task_options
+    from .engine.train import train
+
+    options = dict(
+        data=data, split=split, model=model, preset=preset, init=init, vggish=vggish, out=out, device=device,
+        batch_size=batch_size, max_steps=max_steps, checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints, seed=seed, amp=amp, workers=workers, log_every=log_every,
+        val_every=val_every, val_clips=val_clips, threads=threads, task_options=parse_task_options(task_options),
+    )  # fmt: skip
+    result = train(options, resume=resume)
+    if not result.finished:
+        typer.echo(f"stopped at step {result.step}: {result.checkpoint}; continue with --resume", err=True)
+        raise typer.Exit(code=130)
+    typer.echo(result.model_path)
 
 
 @app.command("predict")

@@ -66,7 +66,8 @@ def save_model(model: OVAVSS, path, *, info: dict | None = None, dtype: torch.dt
 
 
 def load_model(path_or_name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> OVAVSS:
-    """Load an OV-AVSS model: a registry name, a ``.safetensors`` path or ``hf://org/repo[/file]``.
+    """Load an OV-AVSS (or, by the checkpoint's ``architecture``, an AVSC) model: a registry name, a
+    ``.safetensors`` path or ``hf://org/repo[/file]``.
 
     The model is in eval mode on ``device``; ``precision`` ("fp32", "fp16", "bf16") sets the inference
     autocast of ``predict_clip`` (fp32 is the parity path).
@@ -75,6 +76,10 @@ def load_model(path_or_name: str, device: str | torch.device = "cpu", precision:
         raise OvavssError(f"--precision: must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     resolved = resolve_weights(path_or_name)
     checkpoint = read_checkpoint(resolved.path)
+    if checkpoint.config.get("architecture") == "avsc":  # the second model family: models/avsc
+        from .avsc.weights import avsc_from_checkpoint
+
+        return avsc_from_checkpoint(checkpoint, resolved.weights_id, device, precision)
     config = model_config_of(checkpoint)
     model = OVAVSS(config)
     load_state(model, checkpoint.state, resolved.path)

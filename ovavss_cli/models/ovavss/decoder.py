@@ -13,7 +13,8 @@ vs none) and per-frame mask logits at stride 4; its masks, resized to the next l
 layer's attention mask (blocked where sigmoid < 0.5; a query with everything blocked attends
 everywhere). Unlike the reference, which reshapes the (B·T) audio straight to (T, B) and so mixes clips
 when B > 1, every tensor here is batch-first and the audio is reshaped (B·T, C) -> (B, T, C): any batch
-size is correct.
+size is correct. With ``audio_conditioning`` off the audio steps are skipped and the decoder is
+Mask2Former(-VIS)'s; AVSC uses it that way, one frame per clip (image-level queries).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class MaskDecoderConfig:
     audio_dim: int = 128
     num_frames: int = 5  # rows of audio_query_embed: the longest clip the decoder takes
     num_classes: int = 1  # class-agnostic: logits are [sounding object, no object]
+    # False: no audio layers (no v2a, a2a, audio cross-attention, audio_proj, audio_query_embed), i.e.
+    # Mask2Former(-VIS)'s decoder, for audio-independent segmenters such as AVSC's instance branch.
+    audio_conditioning: bool = True
 
 
 def _xavier_init(module: nn.Module) -> None:
@@ -164,13 +168,15 @@ def attention_mask_from_masks(mask_logits: torch.Tensor, size: tuple[int, int]) 
 
 
 class AudioConditionedMaskDecoder(nn.Module):
-    """Clip-level queries -> per-clip class logits and per-frame masks, conditioned on the clip's audio."""
+    """Clip-level queries -> per-clip class logits and per-frame masks, conditioned on the clip's audio
+    (unless ``audio_conditioning`` is off: then the audio modules do not exist and ``audio`` is None)."""
 
     def __init__(self, config: MaskDecoderConfig | None = None):
         super().__init__()
         config = config or MaskDecoderConfig()
         self.config = config
         dim, heads = config.hidden_dim, config.num_heads
+        audio = config.audio_conditioning  # the audio modules are created in the default's order, so seeds match
         self.transformer_self_attention_layers = nn.ModuleList(
             SelfAttentionLayer(dim, heads) for _ in range(config.num_layers)
         )
@@ -180,33 +186,37 @@ class AudioConditionedMaskDecoder(nn.Module):
         self.transformer_ffn_layers = nn.ModuleList(
             FeedForwardLayer(dim, config.ffn_dim) for _ in range(config.num_layers)
         )
-        self.transformer_audio_cross_attention_layers = nn.ModuleList(
-            CrossAttentionLayer(dim, heads) for _ in range(config.num_layers)
+        self.transformer_audio_cross_attention_layers = (
+            nn.ModuleList(CrossAttentionLayer(dim, heads) for _ in range(config.num_layers)) if audio else None
         )
         self.decoder_norm = nn.LayerNorm(dim)
         self.query_feat = nn.Embedding(config.num_queries, dim)  # learnable query features
         self.query_embed = nn.Embedding(config.num_queries, dim)  # learnable query positions
-        self.audio_query_embed = nn.Embedding(config.num_frames, dim)  # learnable audio-token positions (time)
+        # learnable audio-token positions (time)
+        self.audio_query_embed = nn.Embedding(config.num_frames, dim) if audio else None
         self.level_embed = nn.Embedding(NUM_FEATURE_LEVELS, dim)  # added to the memory values, not positions
         self.class_embed = nn.Linear(dim, config.num_classes + 1)
         self.mask_embed = MLP(dim, dim, config.mask_dim, 3)
-        self.audio_proj = MLP(config.audio_dim, dim, dim, 2)
-        self.v2a = CrossAttentionLayer(dim, heads)
-        self.a2a = SelfAttentionLayer(dim, heads)
+        self.audio_proj = MLP(config.audio_dim, dim, dim, 2) if audio else None
+        self.v2a = CrossAttentionLayer(dim, heads) if audio else None
+        self.a2a = SelfAttentionLayer(dim, heads) if audio else None
 
     def forward(
         self,
         multi_scale_features: list[torch.Tensor],
         mask_features: torch.Tensor,
-        audio: torch.Tensor,
+        audio: torch.Tensor | None,
         batch_size: int,
     ) -> dict:
         """multi_scale_features [(B·T, C, h_l, w_l)] strides 32, 16, 8; mask_features (B·T, mask_dim, H/4, W/4);
-        audio (B·T, A) fused per-frame audio; rows of all three are batch-major (clip b, frame t at b·T + t) ->
+        audio (B·T, A) fused per-frame audio (None without ``audio_conditioning``); rows of all three are
+        batch-major (clip b, frame t at b·T + t) ->
         {"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, T, H/4, W/4),
          "aux_outputs": [{"pred_logits", "pred_masks"}] × num_layers (the earlier predictions, first to last)}."""
         if len(multi_scale_features) != NUM_FEATURE_LEVELS:
             raise ValueError(f"expected {NUM_FEATURE_LEVELS} feature levels, got {len(multi_scale_features)}")
+        if (audio is not None) != self.config.audio_conditioning:
+            raise ValueError("audio must be given exactly when audio_conditioning is on")
         frames = mask_features.shape[0] // batch_size
         if frames * batch_size != mask_features.shape[0] or not 1 <= frames <= self.config.num_frames:
             raise ValueError(
@@ -229,13 +239,14 @@ class AudioConditionedMaskDecoder(nn.Module):
 
         query_pos = self.query_embed.weight[None]  # (1, Q, C)
         queries = self.query_feat.weight[None].expand(batch_size, -1, -1)  # (B, Q, C)
-        audio_tokens = self.audio_proj(audio).view(batch_size, frames, dim)  # (B, T, C): clip-major rows
-        audio_pos = self.audio_query_embed.weight[None, :frames]  # (1, T, C)
-
-        queries = self.v2a(queries, audio_tokens, query_pos, audio_pos)
+        if audio is not None:
+            audio_tokens = self.audio_proj(audio).view(batch_size, frames, dim)  # (B, T, C): clip-major rows
+            audio_pos = self.audio_query_embed.weight[None, :frames]  # (1, T, C)
+            queries = self.v2a(queries, audio_tokens, query_pos, audio_pos)
         predictions = [self._predict(queries, mask_features, mask_shape)]
         blocked = attention_mask_from_masks(predictions[-1][1], sizes[0])
-        audio_tokens = self.a2a(audio_tokens, audio_pos)
+        if audio is not None:
+            audio_tokens = self.a2a(audio_tokens, audio_pos)
 
         for i in range(self.config.num_layers):
             level = i % NUM_FEATURE_LEVELS
@@ -243,7 +254,8 @@ class AudioConditionedMaskDecoder(nn.Module):
                 queries, memories[level], query_pos, positions[level], blocked
             )
             queries = self.transformer_self_attention_layers[i](queries, query_pos)
-            queries = self.transformer_audio_cross_attention_layers[i](queries, audio_tokens, query_pos, audio_pos)
+            if audio is not None:
+                queries = self.transformer_audio_cross_attention_layers[i](queries, audio_tokens, query_pos, audio_pos)
             queries = self.transformer_ffn_layers[i](queries)
             predictions.append(self._predict(queries, mask_features, mask_shape))
             if i + 1 < self.config.num_layers:  # the last prediction's mask would never be used

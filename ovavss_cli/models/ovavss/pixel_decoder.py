@@ -48,6 +48,9 @@ class PixelDecoderConfig:
     fusion_dim: int = 1024  # the reference passes the encoder's FFN width as the fusion attention width
     fusion_heads: int = 8
     fusion_dropout: float = 0.1  # hard-coded in the reference; training only
+    # False: no fusion block (no ``vl_layer``), i.e. Mask2Former's plain pixel decoder, for audio-independent
+    # segmenters such as AVSC's instance branch; the audio argument is then None.
+    audio_fusion: bool = True
 
 
 def _c2_xavier_fill(conv: nn.Conv2d) -> None:
@@ -99,15 +102,18 @@ class DeformableEncoderLayer(nn.Module):
 
 
 class FusedDeformableEncoder(nn.Module):
-    """The early fusion block, then the deformable layers (the reference's ``transformer.encoder``)."""
+    """The early fusion block (unless ``audio_fusion`` is off), then the deformable layers (the reference's
+    ``transformer.encoder``)."""
 
     def __init__(self, config: PixelDecoderConfig, num_levels: int):
         super().__init__()
-        fusion = AudioVisualBiAttention(
-            config.conv_dim, config.audio_dim, config.fusion_dim, config.fusion_heads, config.fusion_dropout
-        )
-        # The reference wraps the block as VLFuse.b_attn; the ModuleDict keeps its keys "vl_layer.b_attn.*".
-        self.vl_layer = nn.ModuleDict({"b_attn": fusion})
+        self.vl_layer: nn.ModuleDict | None = None
+        if config.audio_fusion:
+            fusion = AudioVisualBiAttention(
+                config.conv_dim, config.audio_dim, config.fusion_dim, config.fusion_heads, config.fusion_dropout
+            )
+            # The reference wraps the block as VLFuse.b_attn; the ModuleDict keeps its keys "vl_layer.b_attn.*".
+            self.vl_layer = nn.ModuleDict({"b_attn": fusion})
         self.layers = nn.ModuleList(
             DeformableEncoderLayer(config, num_levels) for _ in range(config.num_encoder_layers)
         )
@@ -115,13 +121,14 @@ class FusedDeformableEncoder(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        audio: torch.Tensor,
+        audio: torch.Tensor | None,
         pos: torch.Tensor,
         reference_points: torch.Tensor,
         spatial_shapes: Sequence[tuple[int, int]],
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens (N, L, C), audio (N, A) -> encoded tokens (N, L, C), fused audio (N, A)."""
-        tokens, audio = self.vl_layer["b_attn"](tokens, audio)
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """tokens (N, L, C), audio (N, A) or None without fusion -> encoded tokens (N, L, C), fused audio (N, A)."""
+        if self.vl_layer is not None:
+            tokens, audio = self.vl_layer["b_attn"](tokens, audio)
         for layer in self.layers:
             tokens = layer(tokens, pos, reference_points, spatial_shapes)
         return tokens, audio
@@ -158,8 +165,11 @@ class DeformableTransformerEncoder(nn.Module):
                 module.reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def forward(self, levels: list[torch.Tensor], audio: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """levels [(N, C, H_l, W_l)] coarse to fine, audio (N, A) -> encoded levels (same shapes), fused audio."""
+    def forward(
+        self, levels: list[torch.Tensor], audio: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """levels [(N, C, H_l, W_l)] coarse to fine, audio (N, A) or None -> encoded levels (same shapes), fused
+        audio."""
         spatial_shapes = [tuple(level.shape[-2:]) for level in levels]
         tokens = torch.cat([level.flatten(2).transpose(1, 2) for level in levels], 1)  # (N, L, C)
         pos = torch.cat(
@@ -201,18 +211,21 @@ class AudioVisualPixelDecoder(nn.Module):
         self.layer_1 = ConvGroupNorm(dim, dim, 3, config.num_groups, relu=True)
 
     def forward(
-        self, features: dict[str, torch.Tensor], audio: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """features {"res2".."res5": (B·T, C_l, H/s, W/s)}, audio (B·T, A) one embedding per frame ->
+        self, features: dict[str, torch.Tensor], audio: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """features {"res2".."res5": (B·T, C_l, H/s, W/s)}, audio (B·T, A) one embedding per frame (None when
+        ``audio_fusion`` is off) ->
         mask_features (B·T, mask_dim, H/4, W/4),
         multi_scale_features [(B·T, C, H/32, W/32), (B·T, C, H/16, W/16), (B·T, C, H/8, W/8)],
-        fused audio (B·T, A)."""
+        fused audio (B·T, A) or None."""
+        if (audio is not None) != self.config.audio_fusion:
+            raise ValueError(f"audio must be given exactly when audio_fusion is on ({self.config.audio_fusion})")
         # Deformable attention is kept in float32 (the reference disables autocast here).
-        with torch.autocast(device_type=audio.device.type, enabled=False):
+        with torch.autocast(device_type=features["res2"].device.type, enabled=False):
             levels = [
                 proj(features[name].float()) for proj, name in zip(self.input_proj, ENCODER_FEATURES, strict=True)
             ]
-            multi_scale_features, audio = self.transformer(levels, audio.float())
+            multi_scale_features, audio = self.transformer(levels, None if audio is None else audio.float())
             lateral = self.adapter_1(features["res2"].float())
             upsampled = F.interpolate(
                 multi_scale_features[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False

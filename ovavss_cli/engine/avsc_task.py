@@ -1,0 +1,383 @@
+"""The AVSC training task: AVSBench-object (S4 / MS3) clips -> per-frame targets -> AVSC's objective.
+
+What a training sample is:
+
+* **Frames.** Only a clip's annotated frames are segmented (AVSC's queries are per frame): S4 training clips
+  have their first frame annotated, every other clip all 5. The audio of *every* second is embedded: the audio
+  category loss pools the clip's seconds, and each segmented frame is weighted by its own second's scores.
+* **Categories.** S4: the category folder (``classes.S4_CATEGORY_TO_CLASS``). MS3: the AVSBench-semantic v1m
+  ``a_obj`` of the clip (task option ``avss_root``); without it MS3 categories are unknown, which only an
+  audio-free baseline could train on, so it is refused. A clip whose categories are unknown or outside the
+  model's (e.g. MS3 ``background`` rows) trains without the audio term and with every category allowed.
+* **GT.** The released binary masks (> 0); instance targets per frame from ``models.avsc.loss``.
+* **Augmentation.** The recipe's (one short side and one flip per clip, from the clip's generator), then
+  normalisation and zero padding; a batch is padded to its largest frame.
+
+Task options (``--task-option KEY=VALUE``): ``benchmark`` (s4 | ms3; default: the one the data root holds),
+``avss_root``, and the switches of the model's correlation step and of the loss (:data:`SWITCHES`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..console import console
+from ..data.audio import log_mel_examples
+from ..data.avsbench import stack_frames
+from ..data.avsobject import AVSObjectDataset, ObjectClip, find_object_roots, load_avsobject
+from ..data.classes import LABEL_NAMES
+from ..errors import OvavssError
+from ..metrics.object_eval import evaluate_model
+from ..models.avsc.config import ARCHITECTURE, AVSCConfig, preset_config
+from ..models.avsc.loss import AVSCCriterion, AVSCLossConfig, AVSCTargets, InstanceTarget, build_instance_target
+from ..models.avsc.model import AVSC, build_avsc
+from ..models.avsc.weights import avsc_checkpoint_config
+from ..models.checkpoint import read_checkpoint
+from ..models.convert import VGGISH_PREFIX
+from ..models.ovavss.preprocess import normalize_and_pad
+from .augment import augment_clip
+from .ovavss_task import VGGISH_HELP, read_init_state, read_vggish_state
+from .run_config import TrainConfig
+from .task import LossOutput
+
+#: ``--task-option`` switches -> (section, field): ``correlation`` is the model's step, ``loss`` the objective.
+SWITCHES: dict[str, tuple[str, str]] = {
+    "audio_weighting": ("correlation", "use_audio"),
+    "selection": ("correlation", "selection"),
+    "combination": ("correlation", "combination"),
+    "confidence_weighting": ("correlation", "confidence_weighting"),
+    "silent_objective": ("loss", "silent_objective"),
+    "silent_aware_gradient": ("loss", "silent_aware_gradient"),
+    "attended_bce_weight": ("loss", "attended_bce_weight"),
+    "attended_dice_weight": ("loss", "attended_dice_weight"),
+    "audio_weight": ("loss", "audio_weight"),
+    "split_multi_source": ("loss", "split_multi_source"),
+    "min_component_pixels": ("loss", "min_component_pixels"),
+}
+DATA_OPTIONS: tuple[str, ...] = ("benchmark", "avss_root")
+#: Presets trained from scratch, audio encoder included: they need no released VGGish.
+RANDOM_INIT_PRESETS: tuple[str, ...] = ("avsc-tiny",)
+#: The OV-AVSS preset whose key layout a foreign ``--init`` file (Mask2Former .pkl) is converted with.
+CONVERSION_PRESETS: dict[str, str] = {
+    "avsc-r50": "ovavss-r50",
+    "avsc-swinb": "ovavss-swinb",
+    "avsc-tiny": "ovavss-tiny",
+}
+#: Decoded training clips kept in memory per process (each ~0.3 MB for an S4 clip at 224x224).
+DECODED_CACHE_CLIPS = 4096
+#: The per-step numbers logged (the final decoder output's instance terms; the aux ones are in the total).
+LOGGED_TERMS = ("loss_ce", "loss_mask", "loss_dice", "loss_attended_bce", "loss_attended_dice", "loss_audio")
+
+
+def _switch_value(key: str, value: Any, default: Any) -> Any:
+    """A ``--task-option`` value checked against the type of the setting's default (ints pass for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default)) and not isinstance(value, bool)
+    if not ok:
+        raise OvavssError(f"--task-option {key}: expected a {type(default).__name__}, got {value!r}")
+    return float(value) if isinstance(default, float) else value
+
+
+def apply_switches(
+    options: Mapping[str, Any], model: AVSCConfig, loss: AVSCLossConfig
+) -> tuple[AVSCConfig, AVSCLossConfig]:
+    """The model and loss configs with the ``SWITCHES`` among ``options`` applied."""
+    unknown = sorted(set(options) - set(SWITCHES) - set(DATA_OPTIONS))
+    if unknown:
+        known = ", ".join([*DATA_OPTIONS, *SWITCHES])
+        raise OvavssError(f"--task-option: unknown for AVSC: {', '.join(unknown)} (known: {known})")
+    sections: dict[str, Any] = {"correlation": model.correlation, "loss": loss}
+    changes: dict[str, dict[str, Any]] = {"correlation": {}, "loss": {}}
+    for key, value in options.items():
+        if key in SWITCHES:
+            section, name = SWITCHES[key]
+            changes[section][name] = _switch_value(key, value, getattr(sections[section], name))
+    try:
+        correlation = dataclasses.replace(model.correlation, **changes["correlation"])
+        loss = dataclasses.replace(loss, **changes["loss"])
+    except ValueError as error:
+        raise OvavssError(f"--task-option: {error}") from None
+    return dataclasses.replace(model, correlation=correlation), loss
+
+
+def clip_categories(clip: ObjectClip, categories: Sequence[str]) -> np.ndarray | None:
+    """(K,) bool: the clip's sounding categories among the model's, or None when unknown (no ids, or an id the
+    model does not have)."""
+    names = [LABEL_NAMES[class_id] for class_id in clip.class_ids]
+    if not names or any(name not in categories for name in names):
+        return None
+    return np.isin(np.asarray(categories), names)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class ObjectTrainClip:
+    """One training clip as read from disk, before augmentation."""
+
+    name: str
+    frames: np.ndarray  # (F, H, W, 3) uint8: the annotated frames
+    masks: np.ndarray  # (F, H, W) bool sounding pixels
+    frame_ids: np.ndarray  # (F,) int64: their positions in the clip, i.e. their audio examples
+    log_mel: Tensor  # (T, 1, 96, 64): one VGGish example per second of the clip
+    categories: np.ndarray | None  # (K,) bool, None = unknown
+
+
+class ObjectTrainClips(torch.utils.data.Dataset):
+    """``dataset[i]`` reads training clip i (deterministic: augmentation happens in ``collate``); the first
+    :data:`DECODED_CACHE_CLIPS` clips read stay decoded in memory (all of S4 train: about 1.1 GB at 224x224)."""
+
+    def __init__(self, dataset: AVSObjectDataset, clips: Sequence[ObjectClip], categories: Sequence[str]):
+        self.dataset = dataset
+        self.clips = list(clips)
+        self.categories = tuple(categories)
+        self._decoded: dict[int, ObjectTrainClip] = {}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> ObjectTrainClip:
+        if index in self._decoded:
+            return self._decoded[index]
+        item = self._read(index)
+        if len(self._decoded) < DECODED_CACHE_CLIPS:
+            self._decoded[index] = item
+        return item
+
+    def _read(self, index: int) -> ObjectTrainClip:
+        clip, dataset = self.clips[index], self.dataset
+        frame_ids = dataset.label_frames(clip)
+        paths = dataset.frame_paths(clip)
+        frames = stack_frames([paths[frame] for frame in frame_ids])
+        masks = np.stack([dataset.read_mask(clip, frame) for frame in frame_ids])
+        if masks.shape[1:] != frames.shape[1:3]:
+            raise OvavssError(
+                f"mask is {masks.shape[2]}x{masks.shape[1]} but the frames are {frames.shape[2]}x{frames.shape[1]}",
+                path=dataset.mask_path(clip, frame_ids[0]),
+            )
+        waveform, rate = dataset.read_audio(clip)
+        log_mel = log_mel_examples(waveform, rate, pad_to=len(paths))  # zero log-mel rows past the audio's end
+        return ObjectTrainClip(
+            clip.name, frames, masks, np.asarray(frame_ids), log_mel, clip_categories(clip, self.categories)
+        )
+
+
+@dataclass
+class AVSCBatch:
+    images: Tensor  # (N, 3, Hp, Wp) the segmented frames of all clips, clip-major
+    log_mel: Tensor  # (M, 1, 96, 64) every second of every clip
+    frame_audio: Tensor  # (N,) int64: the row of log_mel paired with each frame
+    targets: AVSCTargets
+    names: list[str]
+
+
+def collate_clips(
+    items: Sequence[ObjectTrainClip],
+    generators: Sequence[torch.Generator],
+    recipe_augment,
+    size_divisibility: int,
+    loss: AVSCLossConfig,
+    num_categories: int,
+) -> AVSCBatch:
+    """Augment each clip with its generator, normalise and pad, and build the per-frame targets."""
+    images, masks = [], []
+    for item, generator in zip(items, generators, strict=True):
+        frames, (clip_masks,), _ = augment_clip(
+            item.frames, [torch.from_numpy(item.masks)], generator=generator, config=recipe_augment
+        )
+        images.append(normalize_and_pad(frames, size_divisibility)[0])
+        masks.append(clip_masks)
+    height, width = max(x.shape[-2] for x in images), max(x.shape[-1] for x in images)
+    images = torch.cat([F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2])) for x in images])
+    masks = torch.cat([F.pad(m, (0, width - m.shape[-1], 0, height - m.shape[-2])) for m in masks])
+    frame_clip = torch.cat([torch.full((len(item.frame_ids),), i) for i, item in enumerate(items)])
+    offsets = np.cumsum([0] + [item.log_mel.shape[0] for item in items])
+    frame_audio = torch.cat([torch.from_numpy(item.frame_ids + offsets[i]) for i, item in enumerate(items)])
+    clip_categories = [item.categories for item in items]
+    instances: list[InstanceTarget] = [
+        build_instance_target(mask.numpy(), clip_categories[clip], num_categories, loss)
+        for mask, clip in zip(masks, frame_clip.tolist(), strict=True)
+    ]
+    categories = np.stack([c if c is not None else np.zeros(num_categories, dtype=bool) for c in clip_categories])
+    targets = AVSCTargets(
+        instances=instances,
+        sounding_masks=masks.float(),
+        audio_clip=torch.cat([torch.full((item.log_mel.shape[0],), i) for i, item in enumerate(items)]),
+        categories=torch.from_numpy(categories),
+        known=torch.tensor([c is not None for c in clip_categories]),
+        frame_clip=frame_clip,
+    )
+    log_mel = torch.cat([item.log_mel for item in items])
+    return AVSCBatch(images, log_mel, frame_audio.long(), targets, [item.name for item in items])
+
+
+# ---------------------------------------------------------------------------------------------------- weights
+
+
+def read_avsc_init(path: Path, model: AVSC, run_dir: Path) -> tuple[dict[str, Tensor], list[str]]:
+    """``--init`` weights that fit AVSC: an AVSC model checkpoint (e.g. S4-trained, to start MS3 from), or what
+    OV-AVSS's ``--init`` accepts (a Mask2Former .pkl, converted into the run folder; our ``init``/``model`` files).
+
+    Returns (the fitting tensors, the keys left out: parts AVSC does not have, e.g. OV-AVSS's audio fusion or
+    CLIP, and a class head made for another number of categories). Other shape mismatches are errors.
+    """
+    checkpoint = read_checkpoint(path) if path.suffix == ".safetensors" and path.is_file() else None
+    if checkpoint is not None and checkpoint.config.get("architecture") == ARCHITECTURE:
+        state = checkpoint.state
+    else:
+        state = read_init_state(path, CONVERSION_PRESETS[model.config.name], run_dir)
+    expected = model.state_dict()
+    fitting, left_out = {}, []
+    for key, value in state.items():
+        if key not in expected or (
+            key.startswith("transformer_decoder.class_embed.") and value.shape != expected[key].shape
+        ):
+            left_out.append(key)
+        elif value.shape != expected[key].shape:
+            raise OvavssError(
+                f"--init: {key} is {tuple(value.shape)} but {model.config.name} has {tuple(expected[key].shape)}: "
+                "made for another preset?",
+                path=path,
+            )
+        else:
+            fitting[key] = value
+    return fitting, left_out
+
+
+def _counts(keys: Sequence[str]) -> str:
+    """'backbone 20, pixel_decoder 3': top-level modules of some state keys with their tensor counts."""
+    tops = [key.split(".")[0] for key in keys]
+    return ", ".join(f"{top} {tops.count(top)}" for top in dict.fromkeys(tops)) or "nothing"
+
+
+# ---------------------------------------------------------------------------------------------------- the task
+
+
+class AVSCTask:
+    """``TrainTask`` for AVSC (see :mod:`ovavss_cli.engine.task`); ``config`` is the run's ``TrainConfig``."""
+
+    name = ARCHITECTURE
+
+    def __init__(self, config: TrainConfig):
+        if config.split is not None:
+            raise OvavssError("--split is for OV-AVSS; AVSC trains on the AVSBench-object metadata's train split")
+        options = dict(config.task_options)
+        self.config = config
+        self.recipe = config.recipe
+        base_loss = AVSCLossConfig(instance=self.recipe.criterion)
+        self.model_config, self.loss_config = apply_switches(options, preset_config(config.preset), base_loss)
+        self.benchmark = self._benchmark(config.data, options.get("benchmark"))
+        self.dataset = load_avsobject(config.data, self.benchmark, options.get("avss_root"))
+        categories = self.model_config.categories
+        self.train_clips = self.dataset.split("train")
+        if not self.train_clips:
+            raise OvavssError("no clip has split 'train'", path=self.dataset.metadata_path)
+        unknown = sum(clip_categories(clip, categories) is None for clip in self.train_clips)
+        if unknown == len(self.train_clips):
+            hint = " (pass --task-option avss_root=AVSBENCH_SEMANTIC_ROOT)" if self.benchmark == "ms3" else ""
+            raise OvavssError(f"no training clip has known sounding categories{hint}", path=self.dataset.metadata_path)
+        if unknown:
+            console.print(f"{unknown} training clips have unknown categories: trained without the audio term")
+        self.val_clips = self.dataset.split("val")[: config.val_clips or None]
+        self.criterion = AVSCCriterion(self.loss_config, self.model_config.num_categories)
+        console.print(self.describe())
+
+    def describe(self) -> str:
+        """The AVSC-specific settings in one line (the recipe's OV-AVSS data rules do not apply to AVSC)."""
+        correlation, loss = self.model_config.correlation, self.loss_config
+        return (
+            f"AVSC on {self.benchmark.upper()}: audio weighting {'on' if correlation.use_audio else 'OFF'} "
+            f"(best instance by {correlation.selection}, {correlation.combination} combination, confidence weighting "
+            f"{'on' if correlation.confidence_weighting else 'off'}); silent objective {loss.silent_objective}, "
+            f"silent-aware gradient {'on' if loss.silent_aware_gradient else 'off'}; attended "
+            f"{loss.attended_bce_weight:g} BCE + {loss.attended_dice_weight:g} dice, audio {loss.audio_weight:g}; "
+            "every training clip is used"
+        )
+
+    @staticmethod
+    def _benchmark(root: str, requested: Any) -> str:
+        found = find_object_roots(root)
+        if requested is not None:
+            if requested not in ("s4", "ms3"):
+                raise OvavssError(f"--task-option benchmark: s4 or ms3, got {requested!r}")
+            return requested
+        if len(found) != 1:
+            what = "both S4 and MS3" if found else "no S4 / MS3 metadata"
+            raise OvavssError(f"holds {what}: pass --task-option benchmark=s4 or benchmark=ms3", path=root)
+        return next(iter(found))
+
+    # -------------------------------------------------------------------------------------------- model
+
+    def build_model(self) -> AVSC:
+        """The preset's model with ``--init`` and ``--vggish`` applied; reports what was loaded."""
+        model = build_avsc(self.model_config)
+        loaded: dict[str, Tensor] = {}
+        if self.config.init is not None:
+            loaded, left_out = read_avsc_init(Path(self.config.init), model, self.config.run_dir)
+            if left_out:
+                console.print(f"--init: not part of AVSC, left out: {_counts(left_out)}")
+        if self.config.vggish is not None:
+            loaded.update(read_vggish_state(Path(self.config.vggish)))
+        if self.model_config.name not in RANDOM_INIT_PRESETS and not any(k.startswith(VGGISH_PREFIX) for k in loaded):
+            raise OvavssError(f"{self.model_config.name} trains with the released VGGish frozen: {VGGISH_HELP}")
+        result = model.load_state_dict(loaded, strict=False)
+        if result.unexpected_keys:
+            raise OvavssError(f"weights do not fit {self.model_config.name}: e.g. {result.unexpected_keys[0]}")
+        console.print(f"weights loaded: {_counts(list(loaded))}; at initialisation: {_counts(result.missing_keys)}")
+        return model
+
+    def export(self, model: AVSC) -> tuple[dict[str, Tensor], dict]:
+        return model.state_dict(), avsc_checkpoint_config(model.config)
+
+    # -------------------------------------------------------------------------------------------- data
+
+    def train_dataset(self) -> ObjectTrainClips:
+        return ObjectTrainClips(self.dataset, self.train_clips, self.model_config.categories)
+
+    def collate(self, items: Sequence[ObjectTrainClip], generators: Sequence[torch.Generator]) -> AVSCBatch:
+        return collate_clips(
+            items,
+            generators,
+            self.recipe.augment,
+            self.model_config.size_divisibility,
+            self.loss_config,
+            self.model_config.num_categories,
+        )
+
+    # -------------------------------------------------------------------------------------------- step
+
+    def loss(self, model: nn.Module, batch: AVSCBatch, generators: Sequence[torch.Generator]) -> LossOutput:
+        """Forward and loss; the frames of a clip share its loss generator (consumed in a fixed order)."""
+        device = next(model.parameters()).device
+        targets = batch.targets.to(device)
+        trainable = targets.trainable_categories() if self.loss_config.silent_aware_gradient else None
+        outputs = model(batch.images.to(device), batch.log_mel.to(device), batch.frame_audio.to(device), trainable)
+        frame_generators = [generators[clip] for clip in batch.targets.frame_clip.tolist()]
+        result = self.criterion(outputs, targets, frame_generators)
+        return LossOutput(result.total, {name: result.terms[name].item() for name in LOGGED_TERMS})
+
+    def validate(self, model: AVSC) -> dict[str, float]:
+        """Official (batch 4) and clean mJ / mF on the val clips."""
+        if not self.val_clips:
+            return {}
+        scores = evaluate_model(model, self.dataset, self.val_clips)
+        return {
+            "mJ": scores.official_miou,
+            "mF": scores.official_fscore,
+            "mJ_clean": scores.miou,
+            "mF_clean": scores.fscore,
+        }

@@ -1,0 +1,107 @@
+"""AVSC: audio-visual segmentation by exploring cross-modal mutual semantics (Liu et al., ACM MM 2023).
+
+Three parts meet in the correlation step (``correlation.py``):
+
+* an instance segmenter that proposes N masks per frame, each with a distribution over the AVSBench
+  categories + "no object", and never sees the audio (finds every object that *could* sound);
+* an audio classifier: frozen VGGish, then a small head scoring which categories sound in each second;
+* the correlation: the best instance per category, weighted by its category's audio score, combined into
+  the sounding-object mask.
+
+Queries are per frame (image-level Mask2Former, as the paper's instance segmenter): AVSBench-object S4
+training clips are annotated on their first frame only, and a frame's sounding objects are decided by that
+second's audio. Attribute names (``backbone``, ``pixel_decoder``, ``transformer_decoder``, ``audio_encoder``)
+are OV-AVSS's, so Mask2Former ``kind="init"`` checkpoints and VGGish weights load into the same keys.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ovavss.backbone import build_backbone
+from ..ovavss.decoder import AudioConditionedMaskDecoder
+from ..ovavss.pixel_decoder import AudioVisualPixelDecoder
+from ..ovavss.vggish import build_vggish
+from . import predict
+from .audio_head import AudioCategoryHead
+from .config import AVSCConfig
+from .correlation import AudioVisualCorrelation, CorrelationOutput
+
+
+class AVSC(nn.Module):
+    def __init__(self, config: AVSCConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config.backbone)
+        self.audio_encoder = build_vggish(config.audio_encoder, frozen=config.freeze_audio_encoder)
+        self.pixel_decoder = AudioVisualPixelDecoder(config.pixel_decoder)  # audio_fusion off
+        self.transformer_decoder = AudioConditionedMaskDecoder(config.decoder)  # audio layers off, K + 1 classes
+        self.audio_head = AudioCategoryHead(config.audio_encoder.embed_dim, config.num_categories, config.audio_head)
+        self.correlation = AudioVisualCorrelation(config.correlation)
+        # Set by load_avsc: which weights these are and their sha256 (predictions.json records them).
+        self.weights_id: str | None = None
+        self.weights_sha256: str | None = None
+        self.precision = "fp32"  # inference autocast of the segmenter: "fp32" | "fp16" | "bf16"
+        self.window_size = config.window_size  # frames per predict_clip call from the video predictor
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (inputs are moved there)."""
+        return self.audio_head.norm.weight.device
+
+    def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(M, 1, 96, 64) log-mel examples -> (M, A) VGGish embeddings (no autograd graph when frozen)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_audio_encoder):
+            return self.audio_encoder(log_mel.to(self.device))
+
+    def segment(self, images: torch.Tensor) -> dict:
+        """The audio-independent instance segmenter, one query set per frame.
+
+        images (N, 3, Hp, Wp) normalised, zero-padded frames -> {"pred_logits": (N, Q, K+1),
+        "pred_masks": (N, Q, 1, Hp/4, Wp/4), "aux_outputs": [same] x num_layers}.
+        """
+        features = self.backbone(images)
+        mask_features, multi_scale, _ = self.pixel_decoder(features)
+        return self.transformer_decoder(multi_scale, mask_features, None, images.shape[0])
+
+    def attend(
+        self, instances: dict, audio_probs: torch.Tensor, trainable: torch.Tensor | None = None
+    ) -> CorrelationOutput:
+        """The correlation step on :meth:`segment`'s final output; audio_probs (N, K) of the same frames."""
+        return self.correlation(instances["pred_logits"], instances["pred_masks"][:, :, 0], audio_probs, trainable)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        log_mel: torch.Tensor,
+        frame_audio: torch.Tensor,
+        trainable_categories: torch.Tensor | None = None,
+    ) -> dict:
+        """What training optimises.
+
+        images (N, 3, Hp, Wp): the frames to segment (e.g. only the annotated ones); log_mel (M, 1, 96, 64):
+        the audio examples of the same clips (one per second); frame_audio (N,) int64: the example of each
+        image; trainable_categories (N, K) bool or None: see ``AudioVisualCorrelation.forward`` ->
+        :meth:`segment`'s dict plus "audio_logits" (M, K), "attended_masks" (N, Hp/4, Wp/4) sounding
+        probabilities, "kept_queries" (N, K) and "kept_weights" (N, K).
+        """
+        audio_logits = self.audio_head(self.embed_audio(log_mel))  # (M, K)
+        instances = self.segment(images)
+        attended = self.attend(instances, audio_logits[frame_audio].float().sigmoid(), trainable_categories)
+        return {
+            **instances,
+            "audio_logits": audio_logits,
+            "attended_masks": attended.masks,
+            "kept_queries": attended.kept_queries,
+            "kept_weights": attended.weights,
+        }
+
+    # The inference API (``ovavss predict`` and ``eval --weights`` call these): see predict.py.
+    sounding_maps = predict.sounding_maps
+    predict_clip = predict.predict_clip
+
+
+def build_avsc(config: AVSCConfig) -> AVSC:
+    """An AVSC model with freshly initialised weights (the frozen audio encoder in eval mode)."""
+    return AVSC(config)

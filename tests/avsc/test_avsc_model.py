@@ -1,0 +1,115 @@
+"""The AVSC model: presets and config round trip, shapes, an audio-independent segmenter, the audio head, and the
+backwards-compatible switches it uses in the OV-AVSS pixel decoder and decoder."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ovavss_cli.errors import OvavssError
+from ovavss_cli.models.avsc.audio_head import AudioCategoryHead, AudioHeadConfig
+from ovavss_cli.models.avsc.config import (
+    AVSBENCH_OBJECT_CATEGORIES,
+    PRESETS,
+    AVSCConfig,
+    config_from_dict,
+    config_to_dict,
+    preset_config,
+)
+from ovavss_cli.models.avsc.model import AVSC
+from ovavss_cli.models.ovavss.decoder import AudioConditionedMaskDecoder, MaskDecoderConfig
+from ovavss_cli.models.ovavss.pixel_decoder import AudioVisualPixelDecoder, PixelDecoderConfig
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return AVSC(preset_config("avsc-tiny")).eval()
+
+
+def test_presets_round_trip_through_json():
+    for name in PRESETS:
+        config = preset_config(name)
+        assert config.name == name and config.num_categories == 23
+        assert config_from_dict(config_to_dict(config)) == config
+    assert AVSBENCH_OBJECT_CATEGORIES[:3] == ("baby", "bird", "bus") and "emergency-car" in AVSBENCH_OBJECT_CATEGORIES
+    with pytest.raises(OvavssError, match="unknown AVSC preset"):
+        preset_config("avsc-huge")
+    with pytest.raises(OvavssError, match="AVSC model config"):
+        config_from_dict({**config_to_dict(preset_config("avsc-tiny")), "colour": "blue"})
+    with pytest.raises(OvavssError, match="categories"):
+        AVSCConfig(categories=("dog", "unicorn"))
+
+
+def test_forward_shapes(tiny):
+    images = torch.randn(3, 3, 64, 96)
+    log_mel = torch.randn(10, 1, 96, 64)  # two clips of five seconds
+    with torch.no_grad():
+        out = tiny(images, log_mel, torch.tensor([0, 5, 9]))
+    queries = tiny.config.decoder.num_queries
+    assert out["pred_logits"].shape == (3, queries, 24)
+    assert out["pred_masks"].shape == (3, queries, 1, 16, 24)
+    assert len(out["aux_outputs"]) == tiny.config.decoder.num_layers
+    assert out["audio_logits"].shape == (10, 23)
+    assert out["attended_masks"].shape == (3, 16, 24)
+    assert out["kept_queries"].shape == out["kept_weights"].shape == (3, 23)
+    assert 0 <= out["attended_masks"].min() and out["attended_masks"].max() <= 1
+
+
+def test_the_segmenter_never_sees_the_audio_and_each_frame_stands_alone(tiny):
+    torch.manual_seed(1)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a = tiny(images, torch.randn(5, 1, 96, 64), torch.tensor([0, 1]))
+        b = tiny(images, torch.randn(5, 1, 96, 64) * 3, torch.tensor([3, 4]))
+        alone = tiny.segment(images[1:])
+    assert torch.equal(a["pred_logits"], b["pred_logits"]) and torch.equal(a["pred_masks"], b["pred_masks"])
+    assert not torch.equal(a["attended_masks"], b["attended_masks"])  # the audio decides what sounds
+    assert torch.allclose(alone["pred_masks"][0], a["pred_masks"][1], atol=1e-5)
+
+
+def test_audio_head_scores_every_second_separately():
+    head = AudioCategoryHead(8, 5, AudioHeadConfig(hidden_dim=16))
+    audio = torch.randn(4, 8)
+    assert head(audio).shape == (4, 5)
+    assert torch.allclose(head(audio[2:3]), head(audio)[2:3], atol=1e-6)
+
+
+def test_frozen_vggish_has_no_gradient_and_no_graph(tiny):
+    frozen = AVSC(dataclasses.replace(preset_config("avsc-tiny"), freeze_audio_encoder=True)).train()
+    assert not any(p.requires_grad for p in frozen.audio_encoder.parameters())
+    assert not frozen.audio_encoder.training  # a frozen VGGish stays in eval mode
+    assert not frozen.embed_audio(torch.randn(2, 1, 96, 64)).requires_grad
+    assert preset_config("avsc-r50").freeze_audio_encoder
+    # The tiny preset has no pretrained VGGish to freeze: it trains its own.
+    assert all(p.requires_grad for p in tiny.audio_encoder.parameters())
+    assert tiny.embed_audio(torch.randn(2, 1, 96, 64)).requires_grad
+
+
+def test_audio_free_switches_drop_the_audio_modules_and_keep_the_default():
+    default = AudioVisualPixelDecoder(PixelDecoderConfig(in_channels=(8, 16, 32, 64), conv_dim=16, mask_dim=16,
+                                                         num_groups=4, num_encoder_layers=1, ffn_dim=16,
+                                                         fusion_dim=16, audio_dim=8))  # fmt: skip
+    assert any(key.startswith("transformer.encoder.vl_layer.") for key in default.state_dict())
+    plain_config = PixelDecoderConfig(in_channels=(8, 16, 32, 64), conv_dim=16, mask_dim=16, num_groups=4,
+                                      num_encoder_layers=1, ffn_dim=16, audio_fusion=False)  # fmt: skip
+    plain = AudioVisualPixelDecoder(plain_config)
+    assert not any("vl_layer" in key for key in plain.state_dict())
+    features = {f"res{i + 2}": torch.randn(2, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate((8, 16, 32, 64))}
+    mask_features, levels, audio = plain(features)
+    assert mask_features.shape == (2, 16, 32, 32) and len(levels) == 3 and audio is None
+    with pytest.raises(ValueError, match="audio"):
+        plain(features, torch.randn(2, 8))
+    with pytest.raises(ValueError, match="audio"):
+        default(features)
+
+    decoder_config = MaskDecoderConfig(hidden_dim=16, num_queries=4, num_heads=2, ffn_dim=16, num_layers=2, mask_dim=16)
+    assert any(key.startswith("v2a.") for key in AudioConditionedMaskDecoder(decoder_config).state_dict())
+    silent = AudioConditionedMaskDecoder(
+        MaskDecoderConfig(hidden_dim=16, num_queries=4, num_heads=2, ffn_dim=16, num_layers=2, mask_dim=16,
+                          num_classes=3, audio_conditioning=False)
+    )  # fmt: skip
+    audio_keys = ("v2a.", "a2a.", "audio_proj.", "audio_query_embed.", "transformer_audio_cross_attention_layers.")
+    assert not any(key.startswith(audio_keys) for key in silent.state_dict())
+    out = silent([torch.randn(2, 16, s, s) for s in (2, 4, 8)], torch.randn(2, 16, 16, 16), None, 2)
+    assert out["pred_logits"].shape == (2, 4, 4) and out["pred_masks"].shape == (2, 4, 1, 16, 16)
