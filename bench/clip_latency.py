@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REFERENCE_FIXTURE, REPO, measure, peak_rss_mib
+from common import REFERENCE_FIXTURE, REPO, measure, parse_or_run_child, peak_rss_mib
 
 REFERENCE_SECONDS = {"cold": 194.4, "warm": 161.3}
 REFERENCE_PEAK_GIB = 8.53
@@ -95,12 +95,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="warm calls after the cold one (default 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as CI)")
     parser.add_argument("--fixture", default=str(REFERENCE_FIXTURE), help="golden fixture folder")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        import json
-
-        print(json.dumps(run_child(json.loads(args.child))))
+    args = parse_or_run_child(parser, run_child)
+    if args is None:
         return
 
     import torch

@@ -29,3 +29,14 @@ def measure(script: str | Path, job: dict) -> dict:
         reason = (process.stderr.strip().splitlines() or ["no output"])[-1]
         return {"skipped": reason}
     return json.loads(lines[-1])
+
+
+def parse_or_run_child(parser, run_child) -> object | None:
+    """Parse the command line; in a ``--child JOB`` process, run ``run_child(job)``, print its JSON and
+    return None (the caller then just returns). Otherwise return the parsed arguments."""
+    parser.add_argument("--child", help="internal: run one measurement (JSON job)")
+    args = parser.parse_args()
+    if args.child is None:
+        return args
+    print(json.dumps(run_child(json.loads(args.child))))
+    return None

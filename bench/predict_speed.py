@@ -12,9 +12,12 @@ and overlay.mp4) on generated 1-minute and 10-minute videos. The 10-minute peak 
 Every measurement runs in its own child process, so each peak RSS is that run's alone. Generated
 videos are cached in ``--workdir`` (default: a temporary folder). Example::
 
-    python bench/predict_speed.py --weights ovavss-tiny --weights ovavss-r50 --memory-weights ovavss-tiny
+    python bench/predict_speed.py --weights tiny-demo --weights preset:ovavss-r50 --memory-weights tiny-demo
 
-A weights spec that cannot be loaded (not imported, no network) is reported as skipped.
+A weights spec is anything ``--weights`` takes, or ``preset:NAME`` for a preset with fresh random
+weights (speed does not depend on the values, except that random masks are rarely empty, so every
+(frame, query) crop goes to CLIP: parity mode's worst case). A spec that cannot be loaded (not
+imported, no network) is reported as skipped.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from pathlib import Path
 
 import av
 import numpy as np
-from common import measure, peak_rss_mib
+from common import measure, parse_or_run_child, peak_rss_mib
 
 MEMORY_RATIO_LIMIT = 1.2
 SIZE = (640, 360)
 VIDEO_FPS = 30
 AUDIO_RATE = 44100
+PRESET_PREFIX = "preset:"
 
 
 def generate_video(path: Path, seconds: int) -> Path:
@@ -86,7 +90,13 @@ def run_child(job: dict) -> dict:
 
     torch.set_num_threads(job["threads"])
     device = resolve_device(job["device"])
-    model = ovavss_cli.load_model(job["weights"], device=device)
+    if job["weights"].startswith(PRESET_PREFIX):
+        from ovavss_cli.models.api import create_model
+
+        torch.manual_seed(0)
+        model = create_model(job["weights"].removeprefix(PRESET_PREFIX), device=device).eval()
+    else:
+        model = ovavss_cli.load_model(job["weights"], device=device)
     predictor = VideoPredictor(model, job["vocab"], device=device)
     start = time.perf_counter()
     if job["kind"] == "speed":
@@ -110,10 +120,8 @@ def main() -> None:
     parser.add_argument("--vocab", default="dog,car,man,siren,guitar", help="comma-separated vocabulary")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as CI)")
     parser.add_argument("--workdir", type=Path, help="where generated videos and outputs go")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_child(json.loads(args.child))))
+    args = parse_or_run_child(parser, run_child)
+    if args is None:
         return
 
     import torch

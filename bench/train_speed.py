@@ -17,11 +17,10 @@ CLIP included, so nothing is downloaded): speed does not depend on the values. E
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-from common import measure, peak_rss_mib
+from common import measure, parse_or_run_child, peak_rss_mib
 
 FRAME_SIZE = (360, 640)  # (H, W) of the generated frames, a common AVSBench size
 
@@ -97,10 +96,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as CI)")
     parser.add_argument("--workdir", type=Path, help="where the generated data and runs go")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_child(json.loads(args.child))))
+    args = parse_or_run_child(parser, run_child)
+    if args is None:
         return
 
     import torch

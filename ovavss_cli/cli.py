@@ -261,11 +261,14 @@ def predict_cmd(
     allow_silent: bool = typer.Option(False, "--allow-silent", help="Run videos without an audio track on silence."),
     no_video: bool = typer.Option(False, "--no-video", help="Skip overlay.mp4 (masks and JSON only)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out folder (once the new one is done)."),
+    model: str | None = typer.Option(
+        None, "--model", help="ovavss | avsc: check that the weights hold this model (they decide it anyway)."
+    ),
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary."""
     from .inference.predictor import PredictOptions, run_predict
 
-    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force)
+    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model)
     report = run_predict(inputs, options)
     for _, folder in report.outputs:
         typer.echo(folder)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..console import console, make_progress
-from ..data.audio import REFERENCE_NUM_EXAMPLES
+from ..data.audio import REFERENCE_NUM_EXAMPLES, log_mel_examples
 from ..data.avsbench import AVSSDataset, ClipMeta, load_avss
 from ..data.classes import CLASS_NAMES
 from ..data.split import OvSplit, load_split
@@ -61,8 +61,9 @@ from .matcher import ClipTarget
 from .run_config import TrainConfig
 from .task import LossOutput
 
-#: Presets that train from scratch: their frozen VGGish and CLIP keep their seeded random weights (and are saved
-#: in the checkpoints). Every other preset needs the released VGGish and the OpenAI CLIP.
+#: Presets that train from scratch: their audio encoder trains with the rest, their frozen CLIP keeps its seeded
+#: random weights (both are saved in the checkpoints). Every other preset needs the released VGGish and the
+#: OpenAI CLIP.
 RANDOM_INIT_PRESETS: tuple[str, ...] = ("ovavss-tiny",)
 #: Decoded clips kept in memory (per process): all of a generated dataset, part of AVSBench.
 DECODED_CACHE_BYTES = 2 << 30
@@ -85,7 +86,9 @@ class TrainClip:
     frames: np.ndarray  # (F, H, W, 3) uint8
     labels: np.ndarray  # (F, H, W) uint8 class ids after the GT rules; 0 in frames without annotation
     annotated: np.ndarray  # (F,) bool: frames with ground truth
-    audio: Tensor  # (E, A) float32 audio embeddings, one per VGGish example (E >= F)
+    # (E, A) float32 audio embeddings, one per VGGish example (E >= F); for a trained (not frozen) audio
+    # encoder the (E, 1, 96, 64) log-mel examples instead, embedded in the training step
+    audio: Tensor
     ignore_ids: tuple[int, ...]  # classes whose pixels are not supervised
 
     @property
@@ -96,7 +99,7 @@ class TrainClip:
 @dataclass
 class OVAVSSBatch:
     images: Tensor  # (B, T, 3, Hp, Wp) normalised frames, zero-padded after normalisation
-    audio: Tensor  # (B, T, A) audio embedding of each sampled frame
+    audio: Tensor  # (B, T, A) audio embedding of each sampled frame, or (B, T, 1, 96, 64) log-mel examples
     targets: list[ClipTarget]  # per clip, masks at (Hp, Wp)
     uids: list[str]
 
@@ -453,15 +456,16 @@ class OVAVSSTask:
         """The training clips with their audio embeddings (computed once into the on-disk cache by rank 0)."""
         if self.model is None:
             raise RuntimeError("build_model() must come before train_dataset(): the audio cache needs VGGish")
-        if not self.model.config.freeze_audio_encoder:
-            raise OvavssError(f"{self.model.config.name}: training a non-frozen audio encoder is not supported")
         pad_to = max(REFERENCE_NUM_EXAMPLES, *(self.dataset.num_frames(clip) for clip in self.train_clips))
-        cache = AudioEmbeddingCache(cache_root() / "audio-embeddings", self.model.audio_encoder, pad_to=pad_to)
-        paths = [self.dataset.audio_path(clip) for clip in self.train_clips]
-        with main_process_first() as is_main:
-            if is_main:
-                cache.precompute(paths)
-        audio = [cache.embed(path) for path in paths]
+        if self.model.config.freeze_audio_encoder:
+            cache = AudioEmbeddingCache(cache_root() / "audio-embeddings", self.model.audio_encoder, pad_to=pad_to)
+            paths = [self.dataset.audio_path(clip) for clip in self.train_clips]
+            with main_process_first() as is_main:
+                if is_main:
+                    cache.precompute(paths)
+            audio = [cache.embed(path) for path in paths]
+        else:  # the audio encoder trains: keep the log-mel examples, the model embeds them in each step
+            audio = [log_mel_examples(*self.dataset.read_audio(clip), pad_to=pad_to) for clip in self.train_clips]
         if self.dropped_empty:
             _say(f"{self.dropped_empty} training clips without a sounding object left out")
         return AVSSTrainClips(self.dataset, self.train_clips, audio, self.split, self.recipe.filter_gt_to_sounding)

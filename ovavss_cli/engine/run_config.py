@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..config_json import from_dict
 from ..errors import OvavssError
 from .augment import SWIN_SHORT_EDGES, AugmentConfig
 from .criterion import CriterionConfig
@@ -200,36 +200,6 @@ class TrainConfig:
 # ------------------------------------------------------------------------------------------ JSON form
 
 
-def _without_none(hint: Any) -> Any:
-    """``X | None`` -> ``X``; any other type hint unchanged."""
-    members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-    is_optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(members) == 1
-    return members[0] if is_optional else hint
-
-
-def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    """Rebuild a (nested) dataclass from its ``dataclasses.asdict`` form; lists become tuples where typed so."""
-    if not isinstance(data, Mapping):
-        raise OvavssError(f"{where}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise OvavssError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-    values = {}
-    for name, value in data.items():
-        hint = _without_none(hints[name])
-        if dataclasses.is_dataclass(hint) and value is not None:
-            value = _from_dict(hint, value, f"{where}.{name}")
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            value = tuple(value)
-        values[name] = value
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as error:
-        raise OvavssError(f"{where}: {error}") from None
-
-
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     return {"format": CONFIG_FORMAT, **dataclasses.asdict(config)}
 
@@ -238,7 +208,7 @@ def config_from_dict(data: Mapping[str, Any], where: str = "config") -> TrainCon
     data = dict(data)
     if data.pop("format", CONFIG_FORMAT) != CONFIG_FORMAT:
         raise OvavssError(f"{where}: not an ovavss training config (format {data.get('format')!r})")
-    return _from_dict(TrainConfig, data, where)
+    return from_dict(TrainConfig, data, where)
 
 
 def config_json(config: TrainConfig) -> str:

@@ -201,6 +201,7 @@ class PredictOptions:
     allow_silent: bool = False
     write_video: bool = True
     force: bool = False
+    model: str | None = None  # "ovavss" | "avsc": must match the weights' own architecture when given
 
 
 @dataclass
@@ -266,6 +267,10 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
     from .. import load_model  # heavy (torch models); only once the inputs make sense
 
     model = load_model(options.weights or DEFAULT_WEIGHTS, device=device)
+    if options.model is not None and options.model != model.architecture:
+        raise OvavssError(
+            f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
+        )
     predictor = VideoPredictor(model, vocab, options.fps, options.threshold, options.allow_silent, device)
     for video, target in zip(videos, targets, strict=True):
         try:

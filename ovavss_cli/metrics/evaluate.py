@@ -347,6 +347,18 @@ def score_predictions(
     )
 
 
+def _test_frames(
+    root: str | Path, split_file: str | Path | None
+) -> tuple[AVSSDataset, EvalSplit, list[tuple[ClipMeta, int]]]:
+    """The dataset, its test split and every GT frame to score (an error when there are none)."""
+    dataset = load_avss(root)
+    split = load_test_split(dataset, split_file)
+    frames = gt_frames(dataset, split.clips)
+    if not frames:
+        raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
+    return dataset, split, frames
+
+
 def evaluate_prediction_folder(
     root: str | Path,
     pred_dir: str | Path,
@@ -355,11 +367,7 @@ def evaluate_prediction_folder(
     config: EvalConfig = EvalConfig(),
 ) -> EvalResult:
     """``ovavss eval --pred``: score ``PRED_DIR/<uid>/<frame>.png`` on the test split of ``root``."""
-    dataset = load_avss(root)
-    split = load_test_split(dataset, split_file)
-    frames = gt_frames(dataset, split.clips)
-    if not frames:
-        raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
+    dataset, split, frames = _test_frames(root, split_file)
     predictions = folder_predictions(pred_dir, frames, allow_missing=config.allow_missing)
     return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)
 
@@ -376,10 +384,6 @@ def evaluate_model(
     """``ovavss eval --weights``: predict the test clips into ``pred_dir`` and score them like ``--pred``."""
     from ..inference.dataset_predict import predict_clips
 
-    dataset = load_avss(root)
-    split = load_test_split(dataset, split_file)
-    frames = gt_frames(dataset, split.clips)
-    if not frames:
-        raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
+    dataset, split, frames = _test_frames(root, split_file)
     predictions = predict_clips(model, dataset, split.clips, pred_dir, threshold=threshold)
     return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from train_kit import make_tree, tiny_config
 
+from ovavss_cli.data.audio import log_mel_examples
 from ovavss_cli.data.avsbench import load_avss
 from ovavss_cli.data.classes import class_id
 from ovavss_cli.data.synthetic import ClipSpec
@@ -68,7 +69,8 @@ def test_targets_follow_the_files_frame_by_frame(tree, tmp_path):
     # v1s train: 5 frames, annotated on frame 0 only -> one object supervised on frame 0, masked elsewhere.
     item, batch = sample(task, dataset, "one_v1s_0_5000")
     target = batch.targets[0]
-    assert batch.images.shape == (1, 5, 3, 64, 96) and batch.audio.shape == (1, 5, 32)
+    # the tiny preset's audio encoder trains: the batch carries log-mel examples, embedded in the step
+    assert batch.images.shape == (1, 5, 3, 64, 96) and batch.audio.shape == (1, 5, 1, 96, 64)
     assert target.frame_valid.tolist() == [True, False, False, False, False]
     gt = avss.read_labels(avss.clip("one_v1s_0_5000"), 0).ids == class_id("boy")
     assert target.num_objects == 1 and gt.any()
@@ -91,6 +93,22 @@ def test_targets_follow_the_files_frame_by_frame(tree, tmp_path):
         assert all(np.array_equal(target.masks[n, t].numpy(), expected[n]) for n in range(2))
     other_step = sample(task, dataset, "three_v2_0_10000", step=4)[1]
     assert not torch.equal(other_step.audio, batch.audio)  # another step, another frame subset (for this seed)
+
+
+def test_a_frozen_audio_encoder_gets_cached_embeddings(tree, tmp_path):
+    recipe = replace(tiny_recipe(), augment=IDENTITY_AUGMENT)
+    task = OVAVSSTask(tiny_config(*tree, tmp_path / "run", recipe=recipe))
+    task.model_config.freeze_audio_encoder = True  # as the r50 / swinb presets freeze the released VGGish
+    torch.manual_seed(0)
+    model = task.build_model()
+    dataset = task.train_dataset()
+    item, batch = sample(task, dataset, "one_v1s_0_5000")
+    assert batch.audio.shape == (1, 5, 32)  # embeddings, computed once into the cache
+    avss = load_avss(tree[0])
+    waveform, rate = avss.read_audio(avss.clip("one_v1s_0_5000"))
+    with torch.no_grad():
+        expected = model.audio_encoder(log_mel_examples(waveform, rate)[:5])
+    assert torch.allclose(batch.audio[0], expected, atol=1e-6)
 
 
 def test_novel_pixels_are_ignored_noise_is_background_and_empty_clips_are_dropped(tree, tmp_path):

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import torch
-
 from ovavss_cli.data.labelmap import read_label_png
 from ovavss_cli.data.synthetic import generate_avss
-from ovavss_cli.models.api import create_model, save_model
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_model(create_model("ovavss-tiny"), path)
-    return path
 
 
 def test_eval_with_weights_saves_and_scores_predictions(cli, tmp_path, tiny_weights):

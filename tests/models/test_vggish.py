@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from ovavss_cli.data.audio import log_mel_examples
 from ovavss_cli.models.ovavss.vggish import VGGish, VGGishConfig, build_vggish
 
 TINY = VGGishConfig(block_widths=(4, 4, 8, 8), hidden_dim=16, embed_dim=8)
@@ -79,3 +81,17 @@ def test_unfrozen_vggish_trains():
     assert model.training and all(parameter.requires_grad for parameter in model.parameters())
     model(torch.randn(2, 1, 96, 64)).sum().backward()
     assert model.features[0].weight.grad is not None
+
+
+def test_from_scratch_encoder_tells_sounds_apart():
+    # A randomly initialised encoder is what a tiny preset starts from; if its embedding barely moves
+    # with the sound, a model trained on it never learns to listen (PyTorch's default init did this).
+    torch.manual_seed(0)
+    model = build_vggish(VGGishConfig(block_widths=(8, 16, 32, 32), hidden_dim=64, embed_dim=32))
+    t = np.arange(16000) / 16000.0
+    sounds = [np.sin(2 * np.pi * hz * t) * 0.5 for hz in (220.0, 880.0)] + [np.zeros_like(t)]
+    with torch.no_grad():
+        embeddings = torch.cat([model(log_mel_examples(sound, 16000)) for sound in sounds])  # (3, 32)
+    scale = embeddings.norm(dim=1).mean()
+    for a, b in [(0, 1), (0, 2), (1, 2)]:
+        assert (embeddings[a] - embeddings[b]).norm() > 0.2 * scale

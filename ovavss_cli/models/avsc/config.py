@@ -13,10 +13,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...config_json import from_dict, to_dict
 from ...data.classes import CLASS_NAMES, S4_CATEGORY_TO_CLASS
 from ...errors import OvavssError
 from ..ovavss.backbone import ResNetConfig, SwinConfig
-from ..ovavss.config import _BACKBONES, _build_section, ovavss_tiny
+from ..ovavss.config import ovavss_tiny
 from ..ovavss.decoder import MaskDecoderConfig
 from ..ovavss.pixel_decoder import PixelDecoderConfig
 from ..ovavss.vggish import VGGishConfig
@@ -119,34 +120,12 @@ def preset_config(name: str) -> AVSCConfig:
 
 # ------------------------------------------------------------------------------------------ JSON form
 
-_SECTIONS = {
-    "pixel_decoder": PixelDecoderConfig,
-    "decoder": MaskDecoderConfig,
-    "audio_encoder": VGGishConfig,
-    "audio_head": AudioHeadConfig,
-    "correlation": CorrelationConfig,
-}
-
 
 def config_to_dict(config: AVSCConfig) -> dict[str, Any]:
-    """A JSON-ready dict (tuples become lists); the backbone carries a ``type`` tag as OV-AVSS's does."""
-    data = dataclasses.asdict(config)
-    kind = next(tag for tag, cls in _BACKBONES.items() if isinstance(config.backbone, cls))
-    data["backbone"] = {"type": kind, **data["backbone"]}
-    return data
+    """A JSON-ready dict; the backbone carries a ``type`` tag as OV-AVSS's does."""
+    return to_dict(config)
 
 
 def config_from_dict(data: dict[str, Any]) -> AVSCConfig:
     """The config stored in a checkpoint (:func:`config_to_dict`'s output); bad fields give an OvavssError."""
-    values = dict(data)
-    try:
-        backbone_values = dict(values.pop("backbone"))
-        backbone = _build_section(_BACKBONES[backbone_values.pop("type")], backbone_values)
-        for key, cls in _SECTIONS.items():
-            if key in values:
-                values[key] = _build_section(cls, values[key])
-        if "categories" in values:
-            values["categories"] = tuple(values["categories"])
-        return AVSCConfig(backbone=backbone, **values)
-    except (KeyError, TypeError) as error:
-        raise OvavssError(f"AVSC model config: invalid ({error})") from None
+    return from_dict(AVSCConfig, data, "AVSC model config")

@@ -30,6 +30,8 @@ from .correlation import AudioVisualCorrelation, CorrelationOutput
 
 
 class AVSC(nn.Module):
+    architecture = "avsc"  # what checkpoints record; ``ovavss predict --model`` checks it
+
     def __init__(self, config: AVSCConfig):
         super().__init__()
         self.config = config

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ...data.classes import S4_CATEGORY_TO_CLASS
 from ...errors import OvavssError
-from ..ovavss.predict import Detection, _as_frames, frame_audio_embeddings, precision_context
+from ..ovavss.predict import Detection, as_frames, frame_audio_embeddings, precision_context
 from ..ovavss.preprocess import normalize_and_pad, resize_shortest_edge
 
 
@@ -78,7 +78,7 @@ def sounding_maps(
 ) -> SoundingMaps:
     """Sounding probabilities of a clip. frames (T, H, W, 3) uint8 RGB; audio: waveform in [-1, 1] (any rate,
     channels averaged) or None for silence; frame k <-> the k-th 0.96-s example unless ``frame_times``."""
-    frames = _as_frames(frames)
+    frames = as_frames(frames)
     num_frames, height, width = frames.shape[:3]
     config = model.config
     audio_probs = model.audio_head(frame_audio_embeddings(model, audio, sample_rate, num_frames, frame_times))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...config_json import from_dict, to_dict
 from ...errors import OvavssError
 from .backbone import ResNetConfig, SwinConfig
 from .decoder import MaskDecoderConfig
@@ -80,6 +80,8 @@ def ovavss_tiny() -> OVAVSSConfig:
             hidden_dim=32, num_queries=10, num_heads=4, ffn_dim=64, num_layers=3, mask_dim=32, audio_dim=32
         ),
         audio_encoder=VGGishConfig(block_widths=(8, 16, 32, 32), hidden_dim=64, embed_dim=32),
+        # There is no pretrained VGGish of this size to freeze, so the tiny encoder learns with the rest.
+        freeze_audio_encoder=False,
         open_vocab=OpenVocabConfig(image_size=64, clip_architecture=TINY_CLIP_ARCHITECTURE),
         min_size_test=128,
     )
@@ -96,40 +98,12 @@ def preset_config(name: str) -> OVAVSSConfig:
 
 # ------------------------------------------------------------------------------------------ JSON form
 
-_BACKBONES = {"resnet": ResNetConfig, "swin": SwinConfig}
-_SECTIONS = {
-    "pixel_decoder": PixelDecoderConfig,
-    "decoder": MaskDecoderConfig,
-    "audio_encoder": VGGishConfig,
-    "open_vocab": OpenVocabConfig,
-}
-
 
 def config_to_dict(config: OVAVSSConfig) -> dict[str, Any]:
-    """A JSON-ready dict (tuples become lists); the backbone carries a ``type`` tag."""
-    data = dataclasses.asdict(config)
-    kind = next(tag for tag, cls in _BACKBONES.items() if isinstance(config.backbone, cls))
-    data["backbone"] = {"type": kind, **data["backbone"]}
-    return data
-
-
-def _build_section(cls: type, values: dict[str, Any]) -> Any:
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(names)
-    if unknown:
-        raise OvavssError(f"model config: unknown {cls.__name__} fields {sorted(unknown)}")
-    # JSON turns tuples into lists; give tuple-typed fields their tuples back.
-    fixed = {k: tuple(v) if isinstance(v, list) and "tuple" in str(names[k].type) else v for k, v in values.items()}
-    return cls(**fixed)
+    """A JSON-ready dict; the backbone carries a ``type`` tag (``resnet`` / ``swin``)."""
+    return to_dict(config)
 
 
 def config_from_dict(data: dict[str, Any]) -> OVAVSSConfig:
     """Inverse of :func:`config_to_dict`; an OvavssError names any field that does not fit."""
-    data = dict(data)
-    try:
-        backbone = dict(data.pop("backbone"))
-        backbone_cls = _BACKBONES[backbone.pop("type")]
-        sections = {key: _build_section(cls, data.pop(key)) for key, cls in _SECTIONS.items() if key in data}
-        return OVAVSSConfig(backbone=_build_section(backbone_cls, backbone), **sections, **data)
-    except (KeyError, TypeError) as error:
-        raise OvavssError(f"model config: invalid ({error})") from None
+    return from_dict(OVAVSSConfig, data, "model config")

@@ -6,11 +6,7 @@ The attribute names below define the checkpoint keys (see ``models/keymap.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from .backbone import build_backbone
@@ -18,10 +14,13 @@ from .config import OVAVSSConfig
 from .decoder import AudioConditionedMaskDecoder
 from .open_vocab import OpenVocabClassifier
 from .pixel_decoder import AudioVisualPixelDecoder
+from .predict import predict_clip
 from .vggish import build_vggish
 
 
 class OVAVSS(nn.Module):
+    architecture = "ovavss"  # what checkpoints record; ``ovavss predict --model`` checks it
+
     def __init__(self, config: OVAVSSConfig):
         super().__init__()
         self.config = config
@@ -55,40 +54,19 @@ class OVAVSS(nn.Module):
         """The class-agnostic sounding-object segmenter (what training optimises).
 
         images (B, T, 3, Hp, Wp): normalised, zero-padded frames (``preprocess.normalize_and_pad``);
-        audio (B, T, A): one audio embedding per frame ->
+        audio (B, T, A): one audio embedding per frame, or (B, T, 1, 96, 64) log-mel examples, embedded
+        here (how a model whose audio encoder trains sees its audio) ->
         {"pred_logits": (B, Q, 2), "pred_masks": (B, Q, T, Hp/4, Wp/4), "aux_outputs": [...]}.
         """
         batch, frames = images.shape[:2]
+        if audio.dim() == 5:
+            audio = self.embed_audio(audio.flatten(0, 1)).view(batch, frames, -1)
         features = self.backbone(images.flatten(0, 1))  # {"res2".."res5": (B·T, C, H/s, W/s)}
         mask_features, multi_scale, fused_audio = self.pixel_decoder(features, audio.flatten(0, 1))
         return self.transformer_decoder(multi_scale, mask_features, fused_audio, batch)
 
-    def predict_clip(
-        self,
-        frames: np.ndarray | torch.Tensor,
-        audio: np.ndarray | torch.Tensor | None,
-        sample_rate: int,
-        vocab: Sequence[str],
-        threshold: float = 0.3,
-        *,
-        frame_times: Sequence[float] | None = None,
-        batch_windows: int = 1,
-        progress: Progress | None = None,
-    ):
-        """Segment and name the sounding objects of one clip; see :func:`predict.predict_clip`."""
-        from .predict import predict_clip
-
-        return predict_clip(
-            self,
-            frames,
-            audio,
-            sample_rate,
-            vocab,
-            threshold,
-            frame_times=frame_times,
-            batch_windows=batch_windows,
-            progress=progress,
-        )
+    # Segment and name the sounding objects of one clip: see predict.predict_clip.
+    predict_clip = predict_clip
 
 
 def build_ovavss(config: OVAVSSConfig) -> OVAVSS:

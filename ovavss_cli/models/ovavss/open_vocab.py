@@ -83,6 +83,10 @@ class OpenVocabConfig:
     ``max_clip_queries`` is a fast mode, off by default: only that many queries, the ones with the highest
     learned sounding score ``softmax(pred_logits)[:, 0]``, are sent to CLIP (the reference sends all
     100). Its accuracy cost is unknown until measured on AVSBench-OV.
+
+    ``min_sounding_score``, off by default, sends only queries whose learned sounding score exceeds it:
+    the reference ignores that score at inference, so any non-empty mask of a silent object can be
+    named and painted (spec §13.4 suggests exposing it as a filter).
     """
 
     clip_model: str = "ViT-B-16-quickgelu"
@@ -95,6 +99,7 @@ class OpenVocabConfig:
     square_anchor: str = "top-left"
     crop_batch_size: int = 16
     max_clip_queries: int | None = None
+    min_sounding_score: float | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -103,6 +108,10 @@ class OpenVocabConfig:
             (self.square_anchor in SQUARE_ANCHORS, f"square_anchor must be one of {SQUARE_ANCHORS}"),
             (self.image_size >= 1 and self.crop_batch_size >= 1, "image_size and crop_batch_size must be >= 1"),
             (self.max_clip_queries is None or self.max_clip_queries >= 1, "max_clip_queries must be >= 1"),
+            (
+                self.min_sounding_score is None or 0 <= self.min_sounding_score < 1,
+                "min_sounding_score must be in [0, 1)",
+            ),
         )
         for ok, message in checks:
             if not ok:
@@ -232,11 +241,14 @@ def query_class_probs(crop_logits: Tensor, crop_query_ids: Tensor) -> tuple[Tens
     return query_ids, (sums / counts[:, None]).softmax(dim=-1)
 
 
-def sounding_query_mask(pred_logits: Tensor, max_queries: int) -> Tensor:
-    """(Q, 2) decoder class logits -> (Q,) bool: the ``max_queries`` queries most likely to be sounding."""
+def sounding_query_mask(pred_logits: Tensor, max_queries: int | None, min_score: float | None = None) -> Tensor:
+    """(Q, 2) decoder class logits -> (Q,) bool: the ``max_queries`` queries most likely to be sounding
+    (all when None), keeping only those whose sounding probability exceeds ``min_score`` (when given)."""
     sounding = pred_logits.float().softmax(dim=-1)[:, 0]
     selected = torch.zeros_like(sounding, dtype=torch.bool)
-    selected[sounding.topk(min(max_queries, len(sounding))).indices] = True
+    selected[sounding.topk(min(max_queries or len(sounding), len(sounding))).indices] = True
+    if min_score is not None:
+        selected &= sounding > min_score
     return selected
 
 
@@ -334,9 +346,16 @@ class OpenVocabClassifier(nn.Module):
                 raise OvavssError(f"vocabulary: class name {name!r} is too long for CLIP's {context}-token prompts")
         return torch.stack([self.tokenizer([template.format(name) for name in names]) for template in self.templates])
 
-    def encode_names(self, names: Sequence[str], progress: Progress | None = None) -> Tensor:
-        """(N, D) float32: per template L2-normalised CLIP text embeddings, averaged, L2-normalised again."""
+    def encode_names(
+        self, names: Sequence[str], progress: Progress | None = None, template_ids: Tensor | None = None
+    ) -> Tensor:
+        """(N, D) float32: per template L2-normalised CLIP text embeddings, averaged, L2-normalised again.
+
+        ``template_ids`` averages over those templates only (CLIP fitting samples a few per step).
+        """
         tokens = self.prompt_tokens(names).to(self.device)  # (P, N, C)
+        if template_ids is not None:
+            tokens = tokens[template_ids.to(self.device)]
         prompts = tokens.flatten(0, 1)  # (P·N, C): few large batches are much faster than one per template
         task = progress.add_task("CLIP text prompts", total=len(prompts)) if progress is not None else None
         embeddings = []
@@ -395,10 +414,12 @@ class OpenVocabClassifier(nn.Module):
         """
         text = self.text_embeddings(vocab, progress)  # (V, D)
         candidates = None
-        if self.config.max_clip_queries is not None:
+        if self.config.max_clip_queries is not None or self.config.min_sounding_score is not None:
             if pred_logits is None:
-                raise ValueError("max_clip_queries (fast mode) needs pred_logits")
-            candidates = sounding_query_mask(pred_logits.to(self.device), self.config.max_clip_queries)
+                raise ValueError("max_clip_queries / min_sounding_score need pred_logits")
+            candidates = sounding_query_mask(
+                pred_logits.to(self.device), self.config.max_clip_queries, self.config.min_sounding_score
+            )
         crops = locate_mask_crops(
             mask_logits.to(self.device), padded_size, self.config.image_size, self.config.square_anchor, candidates
         )

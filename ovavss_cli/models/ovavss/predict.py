@@ -55,7 +55,7 @@ class ClipPrediction:
     audio_embeddings: Tensor  # (T, A) the per-frame audio embeddings used
 
 
-def _as_frames(frames: np.ndarray | Tensor) -> Tensor:
+def as_frames(frames: np.ndarray | Tensor) -> Tensor:
     frames = torch.as_tensor(frames)
     if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
         got = f"{frames.dtype} {tuple(frames.shape)}"
@@ -145,7 +145,7 @@ def predict_clip(
     """
     vocab = tuple(vocab)
     check_vocabulary(vocab)
-    frames = _as_frames(frames)
+    frames = as_frames(frames)
     num_frames, height, width = frames.shape[:3]
     config = model.config
     window = config.window_size

@@ -64,9 +64,19 @@ class VGGish(nn.Module):
             nn.Linear(config.hidden_dim, config.embed_dim),
             nn.ReLU(inplace=True),
         )
+        self._init_weights()
         if frozen:
             self.requires_grad_(False)
             self.eval()
+
+    def _init_weights(self) -> None:
+        # He init with zero biases, as torchvision's VGG: with PyTorch's default init the signal fades
+        # layer by layer and a from-scratch encoder (tiny presets) outputs nearly the same embedding for
+        # any sound, so a model trained on it never learns to listen. Loaded weights replace all this.
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def train(self, mode: bool = True) -> VGGish:
         return super().train(mode and not self.frozen)

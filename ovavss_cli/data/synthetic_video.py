@@ -1,0 +1,55 @@
+"""A generated clip as an ordinary video file (H.264 + AAC MP4): the demo input of ``ovavss predict``.
+
+The objects, their looks and their sounds are the generator's (:mod:`ovavss_cli.data.synthetic`), so a
+model trained on generated AVSBench trees sees the same world in a "phone video" form: any frame rate,
+any size, stereo audio at 44.1 kHz (what predict must resample and down-mix).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..atomic import atomic_path
+from .synthetic import ClipSpec, _clip_rng, clip_audio, render_clip
+
+
+def write_synthetic_video(
+    path: str | Path,
+    spec: ClipSpec,
+    *,
+    fps: int = 10,
+    size: tuple[int, int] = (240, 320),
+    seed: int = 0,
+    sample_rate: int = 44100,
+) -> Path:
+    """Render ``spec`` (one frame and schedule entry per second, ``spec.num_frames`` seconds) to an MP4.
+
+    The generator draws one frame per second (its objects drift by under a pixel a second), each
+    shown for a second at ``fps``; the audio is the generator's mix of the sounding classes' tones,
+    in stereo. Written atomically.
+    """
+    frames, _ = render_clip(spec, size, _clip_rng(seed, spec.uid))
+    frames = np.repeat(frames, fps, axis=0)  # (seconds * fps, H, W, 3)
+    audio = clip_audio(spec, sample_rate, 2, _clip_rng(seed, spec.uid)).astype(np.float32) / 32767.0
+    height, width = size
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        video = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=sample_rate)
+        sound.layout = "stereo"
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for start in range(0, len(audio), 1024):
+            chunk = np.ascontiguousarray(audio[start : start + 1024].T)  # (2, n) planar
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    return Path(path)

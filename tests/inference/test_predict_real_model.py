@@ -1,0 +1,33 @@
+"""``ovavss predict`` end to end with a real (tiny, random) OV-AVSS checkpoint, and the --model check."""
+
+from __future__ import annotations
+
+import json
+
+from media_testkit import make_video
+
+from ovavss_cli.data.labelmap import read_label_png
+
+
+def test_predict_with_a_real_model_writes_masks_json_and_video(cli, tmp_path, tiny_weights):
+    video = make_video(tmp_path / "clip.mp4", seconds=7.0, fps=10, size=(96, 64))
+    out = tmp_path / "out"
+    result = cli("predict", video, "--vocab", "dog, siren", "--weights", tiny_weights, "--out", out,
+                 "--threshold", "0.0", "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "predictions.json").read_text())
+    assert payload["vocabulary"] == ["dog", "siren"] and len(payload["frames"]) == 7  # 7 s at 1 fps: windows of 5 + 2
+    masks = sorted((out / "masks").glob("*.png"))
+    assert len(masks) == 7
+    ids, unknown = read_label_png(masks[0])
+    assert ids.shape == (64, 96) and not unknown.any() and ids.max() <= 2
+    assert (out / "overlay.mp4").stat().st_size > 0
+
+
+def test_predict_model_flag_must_match_the_weights(cli, tmp_path, tiny_weights):
+    video = make_video(tmp_path / "clip.mp4", seconds=2.0, fps=10, size=(96, 64))
+    result = cli("predict", video, "--vocab", "dog", "--weights", tiny_weights, "--model", "avsc", "--out",
+                 tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 1
+    assert "--model avsc" in result.output and "ovavss model" in result.output
+    assert not (tmp_path / "out").exists()
