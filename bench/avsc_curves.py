@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import validation_curve
 
 from ovavss_cli.data.synthetic import ClipSpec, generate_s4
 from ovavss_cli.engine.augment import AugmentConfig
@@ -44,18 +44,6 @@ def silent_distractor_clips(counts: dict[str, int], classes: tuple[str, ...], se
         ClipSpec(f"gen{index:04d}_0_5000", "v1s", split, (classes[a],), (classes[b],))
         for index, (split, (a, b)) in enumerate(zip(splits, pairs, strict=True))
     ]
-
-
-def curve(records: list[dict]) -> list[tuple[int, float, dict]]:
-    """(step, mean training loss since the previous validation, validation metrics) per validation."""
-    points, losses = [], []
-    for record in records:
-        if "loss" in record:
-            losses.append(record["loss"])
-        elif "val" in record:
-            points.append((record["step"], statistics.fmean(losses) if losses else float("nan"), record["val"]))
-            losses = []
-    return points
 
 
 def main() -> None:
@@ -96,7 +84,7 @@ def main() -> None:
         started = time.perf_counter()
         run_training(config)
         print(f"{name}: {args.steps} steps in {time.perf_counter() - started:.0f} s, run folder {config.run_dir}")
-        curves[name] = curve(read_log(config.run_dir / LOG_FILE))
+        curves[name] = validation_curve(read_log(config.run_dir / LOG_FILE))
         model = load_avsc(str(config.run_dir / "model.safetensors"))
         tests[name] = evaluate_object(data, "s4", model=model).scores
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,16 @@ def parse_or_run_child(parser, run_child) -> object | None:
         return args
     print(json.dumps(run_child(json.loads(args.child))))
     return None
+
+
+def validation_curve(records: list[dict]) -> list[tuple[int, float, dict]]:
+    """A training log (``train_log.jsonl`` records) -> (step, mean training loss since the previous
+    validation, validation metrics) per validation."""
+    points, losses = [], []
+    for record in records:
+        if "loss" in record:
+            losses.append(record["loss"])
+        elif "val" in record:
+            points.append((record["step"], statistics.fmean(losses) if losses else float("nan"), record["val"]))
+            losses = []
+    return points

@@ -14,12 +14,12 @@ The tiny preset's CLIP is random, so its mIoU (naming) stays near zero: the clas
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import validation_curve
 
 from ovavss_cli.data.classes import BASE_IDS, LABEL_NAMES
 from ovavss_cli.data.split import make_split_file
@@ -79,17 +79,8 @@ def main() -> None:
     records = read_log(config.run_dir / LOG_FILE)
     print(f"{'step':>6} {'loss':>9} {'fg_iou':>7} {'fg_frame':>8} {'miou':>7}")
     print(f"{0:>6} {'':>9} {before['fg_iou']:7.3f} {before['fg_mean_frame_iou']:8.3f} {before['miou']:7.3f}")
-    losses: list[float] = []
-    for record in records:
-        if "loss" in record:
-            losses.append(record["loss"])
-        elif "val" in record:
-            val, mean_loss = record["val"], statistics.fmean(losses) if losses else float("nan")
-            print(
-                f"{record['step']:>6} {mean_loss:9.3f} {val['fg_iou']:7.3f} "
-                f"{val['fg_mean_frame_iou']:8.3f} {val['miou']:7.3f}"
-            )
-            losses = []
+    for step, mean_loss, val in validation_curve(records):
+        print(f"{step:>6} {mean_loss:9.3f} {val['fg_iou']:7.3f} {val['fg_mean_frame_iou']:8.3f} {val['miou']:7.3f}")
     print(f"trained {args.steps} steps in {seconds:.0f} s ({args.steps / seconds:.2f} it/s incl. validation); "
           f"run folder {config.run_dir}")  # fmt: skip
 
