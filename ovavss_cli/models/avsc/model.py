@@ -53,9 +53,9 @@ class AVSC(nn.Module):
         return self.audio_head.norm.weight.device
 
     def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(M, 1, 96, 64) log-mel examples -> (M, A) VGGish embeddings (no autograd graph when frozen)."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_audio_encoder):
-            return self.audio_encoder(log_mel.to(self.device))
+        """(M, 1, 96, 64) log-mel examples -> (M, A) VGGish embeddings (no autograd graph when frozen: a
+        frozen VGGish has no parameter that requires a gradient)."""
+        return self.audio_encoder(log_mel.to(self.device))
 
     def segment(self, images: torch.Tensor) -> dict:
         """The audio-independent instance segmenter, one query set per frame.

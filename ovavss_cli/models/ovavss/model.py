@@ -43,12 +43,9 @@ class OVAVSS(nn.Module):
         return self.config.window_size
 
     def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 96, 64) log-mel examples -> (N, A) audio embeddings (no gradient when frozen)."""
-        log_mel = log_mel.to(self.device)
-        if self.config.freeze_audio_encoder:
-            with torch.no_grad():
-                return self.audio_encoder(log_mel)
-        return self.audio_encoder(log_mel)
+        """(N, 1, 96, 64) log-mel examples -> (N, A) audio embeddings (no autograd graph when frozen: a
+        frozen VGGish has no parameter that requires a gradient)."""
+        return self.audio_encoder(log_mel.to(self.device))
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor) -> dict:
         """The class-agnostic sounding-object segmenter (what training optimises).
