@@ -344,9 +344,11 @@ def weights_download_cmd(
     name: str = typer.Argument(..., help="Registry name or hf://org/repo[/file]."),
 ) -> None:
     """Fetch a checkpoint into the Hugging Face cache (verified by sha256) and print its path."""
-    from .hub import resolve_weights
+    from .hub import resolve_weights, verify_weights
 
-    typer.echo(resolve_weights(name).path)
+    resolved = resolve_weights(name)
+    verify_weights(resolved)
+    typer.echo(resolved.path)
 
 
 @weights_app.command("import")

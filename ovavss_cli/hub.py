@@ -47,9 +47,12 @@ class RegistryEntry:
 
 @dataclass(frozen=True)
 class ResolvedWeights:
+    """A local checkpoint file, not yet hashed: loading (``read_checkpoint``) hashes it once and checks
+    ``expected_sha256``; :func:`verify_weights` does the same without loading."""
+
     path: Path
     weights_id: str  # registry name, hf:// id or the file path
-    sha256: str
+    expected_sha256: str | None = None  # the registry's, when it records one
     entry: RegistryEntry | None = None
 
 
@@ -91,11 +94,15 @@ def _hf_download(repo_id: str, filename: str) -> Path:
         raise OvavssError(f"hf://{repo_id}/{filename}: download failed ({str(error).splitlines()[0]})") from None
 
 
-def _verified(path: Path, weights_id: str, expected: str | None, entry: RegistryEntry | None) -> ResolvedWeights:
-    digest = sha256_file(path)
+def verify_weights(resolved: ResolvedWeights) -> str:
+    """The file's sha256, checked against the registry's when it has one."""
+    digest = sha256_file(resolved.path)
+    expected = resolved.expected_sha256
     if expected and digest != expected:
-        raise OvavssError(f"checksum mismatch: sha256 {digest[:12]}… but the registry says {expected[:12]}…", path=path)
-    return ResolvedWeights(path=path, weights_id=weights_id, sha256=digest, entry=entry)
+        raise OvavssError(
+            f"checksum mismatch: sha256 {digest[:12]}… but the registry says {expected[:12]}…", path=resolved.path
+        )
+    return digest
 
 
 def _download_sidecar(repo_id: str, filename: str) -> None:
@@ -108,7 +115,7 @@ def _download_sidecar(repo_id: str, filename: str) -> None:
 
 
 def resolve_weights(spec: str | os.PathLike | None = None) -> ResolvedWeights:
-    """Turn a ``--weights`` value into a verified local checkpoint file."""
+    """Turn a ``--weights`` value into a local checkpoint file (downloaded when needed)."""
     spec = str(spec or DEFAULT_WEIGHTS)
     if spec.startswith(HF_SCHEME):
         parts = spec[len(HF_SCHEME) :].strip("/").split("/")
@@ -117,33 +124,33 @@ def resolve_weights(spec: str | os.PathLike | None = None) -> ResolvedWeights:
         repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:]) or DEFAULT_HF_FILENAME
         path = _hf_download(repo_id, filename)
         _download_sidecar(repo_id, filename)
-        return _verified(path, spec, None, None)
+        return ResolvedWeights(path, spec)
     registry = load_registry()
     if spec in registry:
         return _resolve_registry_entry(registry[spec])
     imported = store_dir() / f"{spec}.safetensors"
     if "/" not in spec and imported.is_file():
-        return _verified(imported, spec, None, None)
+        return ResolvedWeights(imported, spec)
     path = Path(spec).expanduser()
     if path.is_file():
-        return _verified(path, str(path), None, None)
+        return ResolvedWeights(path, str(path))
     known = ", ".join(sorted(registry))
     raise OvavssError(f"--weights: '{spec}' is neither a file nor a known name (known: {known})")
 
 
 def _resolve_registry_entry(entry: RegistryEntry) -> ResolvedWeights:
     if entry.bundled and entry.filename:
-        return _verified(weights_dir() / entry.filename, entry.name, entry.sha256, entry)
+        return ResolvedWeights(weights_dir() / entry.filename, entry.name, entry.sha256, entry)
     imported = store_dir() / f"{entry.name}.safetensors"
     if imported.is_file():
-        return _verified(imported, entry.name, None, entry)  # converted locally: its own sidecar has the sha
+        return ResolvedWeights(imported, entry.name, None, entry)  # converted locally: its own sidecar has the sha
     if entry.repo_id and entry.filename:
         try:
             path = _hf_download(entry.repo_id, entry.filename)
         except OvavssError as error:
             raise OvavssError(f"weights '{entry.name}': {error} — {entry.how_to_get}") from None
         _download_sidecar(entry.repo_id, entry.filename)
-        return _verified(path, entry.name, entry.sha256, entry)
+        return ResolvedWeights(path, entry.name, entry.sha256, entry)
     raise OvavssError(f"weights '{entry.name}' are not available locally — {entry.how_to_get}")
 
 

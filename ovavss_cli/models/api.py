@@ -75,7 +75,7 @@ def load_model(path_or_name: str, device: str | torch.device = "cpu", precision:
     if precision not in PRECISIONS:
         raise OvavssError(f"--precision: must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     resolved = resolve_weights(path_or_name)
-    checkpoint = read_checkpoint(resolved.path)
+    checkpoint = read_checkpoint(resolved.path, expected_sha256=resolved.expected_sha256)
     if checkpoint.config.get("architecture") == "avsc":  # the second model family: models/avsc
         from .avsc.weights import avsc_from_checkpoint
 

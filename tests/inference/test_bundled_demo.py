@@ -21,7 +21,7 @@ def test_tiny_demo_is_bundled_small_verified_and_documented():
     entry = load_registry()["tiny-demo"]
     resolved = resolve_weights("tiny-demo")
     assert entry.bundled and resolved.path == weights_dir() / "tiny-demo.safetensors"
-    assert resolved.sha256 == entry.sha256 == sha256_file(resolved.path)
+    assert resolved.expected_sha256 == entry.sha256 == sha256_file(resolved.path)
     assert resolved.path.stat().st_size <= MAX_BYTES
     assert (weights_dir() / entry.card).is_file() and (weights_dir() / "demo.mp4").is_file()
 

@@ -53,4 +53,5 @@ def avsc_from_checkpoint(
 def load_avsc(path_or_name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> AVSC:
     """Load an AVSC model: a ``.safetensors`` path, a registry name or ``hf://org/repo[/file]``."""
     resolved = resolve_weights(path_or_name)
-    return avsc_from_checkpoint(read_checkpoint(resolved.path), resolved.weights_id, device, precision)
+    checkpoint = read_checkpoint(resolved.path, expected_sha256=resolved.expected_sha256)
+    return avsc_from_checkpoint(checkpoint, resolved.weights_id, device, precision)
