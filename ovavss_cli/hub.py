@@ -90,7 +90,7 @@ def _hf_download(repo_id: str, filename: str) -> Path:
     except LocalEntryNotFoundError:
         reason = "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" if _offline() else "Hub unreachable"
         raise OvavssError(f"hf://{repo_id}/{filename}: {reason}") from None
-    except (HfHubHTTPError, HFValidationError, OSError) as error:
+    except (HfHubHTTPError, HFValidationError, OSError, ValueError) as error:  # ValueError: e.g. '..' in the file
         raise OvavssError(f"hf://{repo_id}/{filename}: download failed ({str(error).splitlines()[0]})") from None
 
 
