@@ -64,7 +64,11 @@ class ConversionReport:
     output_sha256: str | None = None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The report as the sidecar stores it; the output's sha256 is not known until the file is written,
+        and the sidecar records it at its top level."""
+        report = dataclasses.asdict(self)
+        del report["output_sha256"]
+        return report
 
 
 def detect_kind(state: dict[str, torch.Tensor]) -> str:

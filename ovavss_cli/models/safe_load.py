@@ -21,12 +21,16 @@ from safetensors.torch import load_file
 
 from ..errors import OvavssError
 
-# (module, name) pairs a numpy pickle needs; numpy 2 moved numpy.core to numpy._core.
+# (module, name) pairs a numpy pickle needs; numpy 2 moved numpy.core to numpy._core. Protocols 0-2
+# rebuild the array bytes with _codecs.encode (a text codec, no code), protocol 5 calls numeric._frombuffer.
 _ALLOWED_GLOBALS = {
     (module, name)
     for module in ("numpy.core.multiarray", "numpy._core.multiarray")
     for name in ("_reconstruct", "scalar")
 } | {
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("collections", "OrderedDict"),
@@ -38,13 +42,16 @@ _ALLOWED_GLOBALS = {
 }
 
 
+_REFUSED = "refusing to load global"
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         if module == "numpy" and name.endswith("DType"):  # numpy 2 dtype classes, e.g. Float32DType
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        raise pickle.UnpicklingError(f"{_REFUSED} {module}.{name}")
 
 
 def _tensor_state(mapping: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -56,7 +63,7 @@ def _tensor_state(mapping: Any, path: Path) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for key, value in mapping.items():
         if isinstance(value, np.ndarray):
-            value = torch.from_numpy(np.ascontiguousarray(value))
+            value = torch.from_numpy(np.require(value, requirements="C"))  # keeps 0-d arrays 0-d
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise OvavssError(f"entry {key!r} is not a named tensor", path=path)
         state[key] = value
@@ -65,9 +72,12 @@ def _tensor_state(mapping: Any, path: Path) -> dict[str, torch.Tensor]:
 
 def _first_line(error: BaseException) -> str:
     text = str(error)
-    # torch's weights_only refusal buries the offending global deep in a long message
+    # torch's weights_only errors bury the reason (a refused global, or what in the data it could not
+    # read) deep in a long message about trusted sources
     if match := re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text):
-        return f"refusing to load global {match.group(1)}"
+        return f"{_REFUSED} {match.group(1)}"
+    if match := re.search(r"WeightsUnpickler error:\s*([^\n]+)", text):
+        return match.group(1).strip()
     lines = text.strip().splitlines()
     return lines[0] if lines else error.__class__.__name__
 
@@ -88,6 +98,8 @@ def load_foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = _first_line(error)
+        if not reason.startswith(_REFUSED):  # corrupt data, not code we refuse to run
+            raise OvavssError(f"cannot read checkpoint (corrupt pickle: {reason})", path=path) from None
         raise OvavssError(
             f"refused: the pickle needs more than tensors/arrays and plain containers ({reason})", path=path
         ) from None
