@@ -300,11 +300,19 @@ def predict_cmd(
     model: str | None = typer.Option(
         None, "--model", help="ovavss | avsc: check that the weights hold this model (they decide it anyway)."
     ),
+    audio: str | None = typer.Option(
+        None,
+        "--audio",
+        help="Run on other sound: silence | noise (white, RMS 0.1) | PATH of any media file (its audio, cut or "
+        "zero-padded to the video). overlay.mp4 carries it; predictions.json records it.",
+    ),
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary."""
     from .inference.predictor import PredictOptions, run_predict
 
-    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model)
+    options = PredictOptions(
+        vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, audio=audio
+    )
     report = run_predict(inputs, options)
     for _, folder in report.outputs:
         typer.echo(folder)

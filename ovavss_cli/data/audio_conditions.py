@@ -11,6 +11,9 @@ would see if the file itself carried that sound.
   other clips are run or in which order.
 * ``misaligned``: another clip's audio whose sounding classes are disjoint from this clip's
   (:func:`misaligned_assignment`), cut or zero-padded to this clip's length (:func:`fit_length`).
+* ``ovavss predict --audio silence|noise|PATH``: :class:`AudioReplacement`, a whole video's track (a
+  file's audio: any media file PyAV decodes, down-mixed and resampled to 16 kHz, cut or zero-padded
+  to the video's duration; the track is held in memory, 230 MB per hour).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import OvavssError
+from .audio import TARGET_RATE, load_audio
 
 AUDIO_CONDITIONS: tuple[str, ...] = ("original", "silence", "noise", "misaligned")
 #: Conditions whose ground truth is empty: the sound that was there is gone or belongs to other objects.
@@ -101,3 +106,49 @@ def misaligned_assignment(
         donors[key] = least_used[int(rng.integers(len(least_used)))]
         used[donors[key]] += 1
     return donors
+
+
+#: ``ovavss predict --audio`` values that are not a file.
+GENERATED_TRACKS: tuple[str, ...] = ("silence", "noise")
+
+
+@dataclass(frozen=True)
+class AudioReplacement:
+    """The sound ``ovavss predict --audio`` runs a video on instead of its own."""
+
+    source: str  # "silence" | "noise" | "file"
+    path: Path | None = None  # source "file": the media file whose audio is used
+    waveform: np.ndarray | None = field(default=None, repr=False)  # source "file": its audio, 16 kHz mono
+    seed: int = 0  # source "noise"
+
+    def track(self, seconds: float, key: str) -> np.ndarray:
+        """The 16-kHz float32 track for ``seconds`` of video (``key``, e.g. the video's name, seeds the noise)."""
+        samples = max(1, round(seconds * TARGET_RATE))
+        if self.source == "silence":
+            return np.zeros(samples, dtype=np.float32)
+        if self.source == "noise":
+            return white_noise(samples, self.seed, key).astype(np.float32)
+        return fit_length(self.waveform, samples).astype(np.float32)
+
+    def describe(self, seconds: float) -> dict:
+        """What predictions.json records about the audio used."""
+        if self.source == "silence":
+            return {"source": "silence"}
+        if self.source == "noise":
+            return {"source": "noise", "noise": "gaussian white", "rms": NOISE_RMS, "seed": self.seed}
+        file_seconds = len(self.waveform) / TARGET_RATE
+        return {
+            "source": "file",
+            "path": str(self.path.resolve()),
+            "file_seconds": round(file_seconds, 4),
+            "fitted": "cut" if file_seconds > seconds else "zero-padded" if file_seconds < seconds else "as is",
+        }
+
+
+def load_replacement(choice: str, seed: int = 0) -> AudioReplacement:
+    """``--audio silence``, ``noise`` or a media file's path (decoded now: a bad file fails before any work)."""
+    if choice in GENERATED_TRACKS:
+        return AudioReplacement(choice, seed=seed)
+    path = Path(choice)
+    waveform, _ = load_audio(path)  # one-line errors: not found, not a file, no audio stream, cannot decode
+    return AudioReplacement("file", path=path, waveform=waveform)
