@@ -1,4 +1,5 @@
-"""Class-agnostic sounding-object IoU: how well the union of predicted masks covers the sounding pixels.
+"""Class-agnostic sounding-object IoU: how well the union of predicted masks covers the sounding pixels,
+and :class:`ForegroundFraction`, the share of pixels painted (the false-positive rate when the GT is empty).
 
 What OV-AVSS training optimises, measured without naming: GT is every pixel of a sounding object (any class),
 the prediction every pixel of any mask the model keeps. Two aggregates:
