@@ -163,6 +163,13 @@ def test_probe_audio_command_writes_json_and_chart(cli, avss_root, tiny_weights,
     with Image.open(chart) as image:
         assert image.format == "PNG" and image.width > 200
     assert "silence fpr" in result.output
+    # "original" is exactly what eval --weights reports: the same prediction and scoring code
+    evaluated = tmp_path / "eval.json"
+    assert cli("eval", "--data", avss_root, "--weights", tiny_weights, "--pred", tmp_path / "preds", "--json",
+               evaluated, "--device", "cpu").exit_code == 0  # fmt: skip
+    eval_payload = json.loads(evaluated.read_text())
+    for key in ("miou", "miou_base", "miou_novel", "avss_fscore"):
+        assert payload["conditions"]["original"]["metrics"][key] == eval_payload[key]
     # an existing output is kept without --force
     out.write_text("mine")
     again = cli("probe-audio", avss_root, "--weights", tiny_weights, "--json", out)
