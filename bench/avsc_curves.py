@@ -7,6 +7,9 @@ control). Per validation it prints step, each run's mean training loss since the
 held-out (val) mJ / mF (official, batch 4); at the end, both runs' scores on the test clips. Example (CPU)::
 
     python bench/avsc_curves.py --steps 600 --val-every 100
+
+With ``--probe`` each trained model also goes through ``ovavss probe-audio`` on the test clips (original,
+silence, noise, misaligned audio) and its table is printed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from common import validation_curve
 
+from ovavss_cli.console import console
 from ovavss_cli.data.synthetic import ClipSpec, generate_s4
 from ovavss_cli.engine.augment import AugmentConfig
 from ovavss_cli.engine.criterion import CriterionConfig
@@ -27,6 +31,7 @@ from ovavss_cli.engine.point_sampling import ImportanceSamplingConfig
 from ovavss_cli.engine.run_config import TrainConfig, tiny_recipe
 from ovavss_cli.engine.run_log import LOG_FILE, read_log
 from ovavss_cli.engine.train import run_training
+from ovavss_cli.inference.audio_probe import probe_audio, probe_table
 from ovavss_cli.metrics.object_eval import evaluate_object
 from ovavss_cli.models.avsc.weights import load_avsc
 
@@ -57,6 +62,7 @@ def main() -> None:
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--probe", action="store_true", help="Also run the audio-reliance probe on each model.")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ovavss-avsc-curves-"))
@@ -87,6 +93,8 @@ def main() -> None:
         curves[name] = validation_curve(read_log(config.run_dir / LOG_FILE))
         model = load_avsc(str(config.run_dir / "model.safetensors"))
         tests[name] = evaluate_object(data, "s4", model=model).scores
+        if args.probe:
+            console.print(probe_table(probe_audio(model, data, benchmark="s4", seed=args.seed)))
 
     names = list(VARIANTS)
     print(

@@ -193,6 +193,42 @@ def eval_cmd(
     typer.echo(report.summary_line(payload))
 
 
+@app.command("probe-audio")
+def probe_audio_cmd(
+    root: str = typer.Argument(..., help="Dataset root, as eval's --data (AVSBench-semantic, or AVSBench-object)."),
+    weights: str = typer.Option(..., "--weights", help="The model to probe (registry name, .safetensors or hf://)."),
+    model: str | None = typer.Option(None, "--model", help="ovavss | avsc: check that the weights hold this model."),
+    benchmark: str = typer.Option(
+        "avsbench-ov", "--benchmark", help="avsbench-ov (mIoU base/novel, F) | s4 | ms3 (mJ / mF; AVSC models)."
+    ),
+    split_file: str | None = typer.Option(
+        None, "--split-file", help="avsbench-ov: split JSON from make-split (its splits.test)."
+    ),
+    audio_conditions: str = typer.Option(
+        "original,silence,noise,misaligned",
+        "--audio-conditions",
+        help="Comma-separated subset of original, silence, noise (white, RMS 0.1), misaligned (another test "
+        "clip's sound, sharing no sounding class).",
+    ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threshold: float = typer.Option(0.3, "--threshold", help="avsbench-ov: minimum score of a painted mask."),
+    batch_size: int = typer.Option(4, "--batch-size", help="s4 / ms3: clips per official batch."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise and of the misaligned assignment."),
+    json_out: str | None = typer.Option(None, "--json", help="Write the report (keys in the README) as JSON."),
+    chart: str | None = typer.Option(None, "--chart", help="Write a PNG bar chart of the metrics per condition."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing --json / --chart files."),
+) -> None:
+    """Does the model listen? Score it on the test clips with their sound kept, muted, noised and swapped."""
+    from .inference.audio_probe import run_probe_audio, summary_line
+
+    report = run_probe_audio(
+        root, weights=weights, model_name=model, benchmark=benchmark, split_file=split_file,
+        conditions=audio_conditions, device=device, threshold=threshold, batch_size=batch_size, seed=seed,
+        json_out=json_out, chart_out=chart, force=force,
+    )  # fmt: skip
+    typer.echo(summary_line(report))
+
+
 @app.command("train")
 def train_cmd(
     data: str | None = typer.Option(None, "--data", help="Dataset root (AVSBench-semantic for ovavss)."),
@@ -264,11 +300,19 @@ def predict_cmd(
     model: str | None = typer.Option(
         None, "--model", help="ovavss | avsc: check that the weights hold this model (they decide it anyway)."
     ),
+    audio: str | None = typer.Option(
+        None,
+        "--audio",
+        help="Run on other sound: silence | noise (white, RMS 0.1) | PATH of any media file (its audio, cut or "
+        "zero-padded to the video). overlay.mp4 carries it; predictions.json records it.",
+    ),
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary."""
     from .inference.predictor import PredictOptions, run_predict
 
-    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model)
+    options = PredictOptions(
+        vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, audio=audio
+    )
     report = run_predict(inputs, options)
     for _, folder in report.outputs:
         typer.echo(folder)

@@ -56,6 +56,7 @@ VIDEO_EXTENSIONS = frozenset(
 AUDIO_MARGIN_S = 1.0
 
 #: Sample rates the AAC encoder accepts; other rates are re-encoded at 48 kHz.
+_AAC_CHUNK = 1024  # samples per frame handed to the AAC encoder (its own frame size)
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
 Payload = TypeVar("Payload")
@@ -318,6 +319,14 @@ class AudioCursor:
     by a window's span whatever the video's length.
     """
 
+    @classmethod
+    def of_waveform(cls, waveform: np.ndarray, path: Path) -> AudioCursor:
+        """A cursor over a 16-kHz track held in memory whose sample 0 is at the first video frame."""
+        cursor = cls(iter(()), 0.0, path)
+        cursor._track_start, cursor._exhausted = 0.0, True
+        cursor._buffer = np.asarray(waveform, dtype=np.float32)
+        return cursor
+
     def __init__(self, frames: Iterator[av.AudioFrame], video_start_time: float, path: Path):
         self._frames = frames
         self._video_start = video_start_time
@@ -381,18 +390,23 @@ def iter_windows(
     window_size: int = 5,
     allow_silent: bool = False,
     info: VideoInfo | None = None,
+    replacement_audio: np.ndarray | None = None,
 ) -> Iterator[MediaWindow]:
     """Stream a video as windows of ``window_size`` sampled frames with the audio around them.
 
     A video without an audio track is an error unless ``allow_silent`` (then ``audio`` is None).
+    ``replacement_audio`` (16 kHz mono, sample 0 at the first video frame) is used instead of the
+    video's own track, which is then not read.
     """
     path = Path(path)
     info = info or probe(path)
-    if not info.has_audio and not allow_silent:
+    if not info.has_audio and not allow_silent and replacement_audio is None:
         raise OvavssError("has no audio track (pass --allow-silent to run with silence)", path=path)
     with contextlib.ExitStack() as stack:
         cursor = None
-        if info.has_audio:
+        if replacement_audio is not None:
+            cursor = AudioCursor.of_waveform(replacement_audio, path)
+        elif info.has_audio:
             container = stack.enter_context(open_media(path))
             cursor = AudioCursor(container.decode(container.streams.audio[0]), info.start_time, path)
         batch: list[SampledFrame] = []
@@ -423,11 +437,13 @@ def write_painted_video(
     paint: Callable[[np.ndarray, float], np.ndarray],
     info: VideoInfo | None = None,
     on_frame: Callable[[], None] | None = None,
+    audio: np.ndarray | None = None,
 ) -> int:
     """Re-encode ``src`` into the MP4 ``dst`` with ``paint(frame (H, W, 3) uint8, time) -> frame`` applied.
 
     Frames keep their own timestamps (variable frame rate survives); the audio, if any, is
-    re-encoded to AAC (mono stays mono, anything else becomes stereo). Written atomically.
+    re-encoded to AAC (mono stays mono, anything else becomes stereo), or replaced by ``audio``
+    (16 kHz mono from the first video frame, as given to :func:`iter_windows`). Written atomically.
     Returns the number of video frames written.
     """
     src = Path(src)
@@ -437,8 +453,9 @@ def write_painted_video(
         video_in = source.streams.video[0]
         video_in.thread_type = "AUTO"
         video_out = _add_video_stream(sink, video_in, width, height)
-        audio_in = source.streams.audio[0] if source.streams.audio else None
+        audio_in = source.streams.audio[0] if source.streams.audio and audio is None else None
         audio_out = _add_audio_stream(sink, audio_in) if audio_in is not None else None
+        replacement_out = _mux_waveform(sink, audio) if audio is not None else None
         origin = _origin(info, audio_in)
         out_base = video_out.codec_context.time_base
         streams = [video_in] if audio_in is None else [video_in, audio_in]
@@ -471,7 +488,26 @@ def write_painted_video(
         sink.mux(video_out.encode(None))
         if audio_out is not None:
             sink.mux(audio_out.encode(None))
+        if replacement_out is not None:
+            replacement_out()
     return written
+
+
+def _mux_waveform(sink: av.container.OutputContainer, waveform: np.ndarray) -> Callable[[], None]:
+    """Add a mono AAC stream for a 16-kHz waveform (every stream must exist before the first packet);
+    the returned function encodes and muxes the samples, starting at output time zero."""
+    stream = sink.add_stream("aac", rate=TARGET_RATE)
+    stream.layout = "mono"
+
+    def write() -> None:
+        samples = np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0)
+        for start in range(0, len(samples), _AAC_CHUNK):
+            frame = av.AudioFrame.from_ndarray(samples[None, start : start + _AAC_CHUNK], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = TARGET_RATE, start, Fraction(1, TARGET_RATE)
+            sink.mux(stream.encode(frame))
+        sink.mux(stream.encode(None))
+
+    return write
 
 
 def _add_video_stream(sink: av.container.OutputContainer, video_in: av.VideoStream, width: int, height: int):

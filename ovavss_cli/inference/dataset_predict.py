@@ -8,7 +8,7 @@ the vocabulary is the 70 AVSS names in id order), and handed to the scorer as it
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,47 @@ from ..data.avsbench import AVSSDataset, ClipMeta
 from ..data.classes import CLASS_NAMES
 from ..data.labelmap import write_label_png
 from ..metrics.evaluate import FramePrediction, prediction_path
+
+
+def clip_label_maps(
+    model,
+    dataset: AVSSDataset,
+    clip: ClipMeta,
+    *,
+    threshold: float = 0.3,
+    vocab: Sequence[str] = CLASS_NAMES,
+    audio: tuple[np.ndarray, int] | None = None,
+) -> np.ndarray:
+    """The model's (T, H, W) label maps of every frame of one clip; ``audio`` = (waveform, rate) replaces
+    the clip's own sound (default: ``dataset.read_audio``)."""
+    waveform, rate = audio if audio is not None else dataset.read_audio(clip)
+    pred = model.predict_clip(dataset.read_frames(clip), waveform, rate, list(vocab), threshold)
+    return pred.label_maps.numpy()
+
+
+def gt_frame_predictions(
+    model,
+    dataset: AVSSDataset,
+    clips: Sequence[ClipMeta],
+    *,
+    threshold: float = 0.3,
+    vocab: Sequence[str] = CLASS_NAMES,
+    audio_of: Callable[[ClipMeta], tuple[np.ndarray, int]] | None = None,
+    on_clip: Callable[[ClipMeta, np.ndarray], None] | None = None,
+) -> Iterator[FramePrediction]:
+    """Predict ``clips`` one at a time and yield their GT frames' predictions, for the scorer.
+
+    ``audio_of(clip) -> (waveform, rate)`` replaces each clip's sound; ``on_clip(clip, label_maps)`` sees
+    every frame's maps (e.g. to save them).
+    """
+    for clip in clips:
+        label_maps = clip_label_maps(
+            model, dataset, clip, threshold=threshold, vocab=vocab, audio=audio_of(clip) if audio_of else None
+        )
+        if on_clip is not None:
+            on_clip(clip, label_maps)
+        for frame in dataset.label_frames(clip):
+            yield FramePrediction(clip, frame, label_maps[frame])
 
 
 def predict_clips(
@@ -41,12 +82,9 @@ def predict_clips(
 
 def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab) -> Iterator[FramePrediction]:
     with atomic_dir(pred_dir) as tmp:  # the scorer's progress bar counts the frames as they come
-        for clip in clips:
-            frames = dataset.read_frames(clip)  # (T, H, W, 3) uint8
-            audio, rate = dataset.read_audio(clip)
-            pred = model.predict_clip(frames, audio, rate, list(vocab), threshold)
-            label_maps = pred.label_maps.numpy()
+
+        def save(clip: ClipMeta, label_maps: np.ndarray) -> None:
             for frame, label_map in enumerate(label_maps):
                 write_label_png(prediction_path(tmp, clip, frame), label_map.astype(np.uint8))
-            for frame in dataset.label_frames(clip):
-                yield FramePrediction(clip, frame, label_maps[frame])
+
+        yield from gt_frame_predictions(model, dataset, clips, threshold=threshold, vocab=vocab, on_clip=save)

@@ -32,6 +32,7 @@ from rich.text import Text
 
 from .. import __version__
 from ..console import console, make_progress
+from ..data.audio_conditions import AudioReplacement, load_replacement
 from ..data.labelmap import read_label_png
 from ..data.media import (
     VIDEO_EXTENSIONS,
@@ -78,6 +79,7 @@ class VideoPredictor:
         threshold: float = 0.3,
         allow_silent: bool = False,
         device: torch.device | str | None = None,
+        audio: AudioReplacement | None = None,
     ):
         if not fps > 0:
             raise OvavssError(f"--fps must be positive, got {fps}")
@@ -89,11 +91,27 @@ class VideoPredictor:
         self.threshold = float(threshold)
         self.allow_silent = allow_silent
         self.device = str(device) if device is not None else None
+        self.audio = audio  # None: the video's own sound
 
-    def predict_frames(self, path: str | Path, info: VideoInfo | None = None) -> Iterator[FramePrediction]:
-        """Yield the prediction of every sampled frame, in order (padding never reaches the output)."""
+    def replacement_track(self, path: str | Path, info: VideoInfo) -> np.ndarray | None:
+        """The 16-kHz track the model hears instead of the video's own (None: its own)."""
+        if self.audio is None:
+            return None
+        if not info.duration > 0:
+            raise OvavssError("the container does not give the video's duration, so --audio cannot be fitted", path)
+        return self.audio.track(info.duration, Path(path).name)
+
+    def predict_frames(
+        self, path: str | Path, info: VideoInfo | None = None, track: np.ndarray | None = None
+    ) -> Iterator[FramePrediction]:
+        """Yield the prediction of every sampled frame, in order (padding never reaches the output).
+
+        ``track``: :meth:`replacement_track`, when the caller already has it.
+        """
         info = info or probe(path)
-        for window in iter_windows(path, self.fps, self.model.window_size, self.allow_silent, info):
+        track = track if track is not None else self.replacement_track(path, info)
+        windows = iter_windows(path, self.fps, self.model.window_size, self.allow_silent, info, replacement_audio=track)
+        for window in windows:
             yield from self._predict_window(window)
 
     def _predict_window(self, window: MediaWindow) -> Iterator[FramePrediction]:
@@ -141,17 +159,19 @@ class VideoPredictor:
             "threshold": self.threshold,
             "weights": {"id": self.model.weights_id, "sha256": self.model.weights_sha256},
             "device": self.device,
-            "silent_audio": not info.has_audio,
+            "audio": self.audio.describe(info.duration) if self.audio else {"source": "original"},
+            "silent_audio": self.audio.source == "silence" if self.audio else not info.has_audio,
         }
 
     def predict_to_folder(self, path: str | Path, out: Path, write_video: bool = True, force: bool = False) -> Path:
         """Predict one video into the output folder ``out`` (built aside, published when complete)."""
         path = Path(path)
         info = probe(path)
+        track = self.replacement_track(path, info)
         with make_progress() as progress, output_folder(out, force) as folder:
             task = progress.add_task(f"{path.name}: frames", total=expected_samples(info.duration, self.fps))
             with PredictionWriter(folder, self.header(path, info), self.vocab) as writer:
-                for frame in self.predict_frames(path, info):
+                for frame in self.predict_frames(path, info, track):
                     writer.add(frame)
                     progress.advance(task)
                 writer.finish({"overlay": OVERLAY_FILE if write_video else None})
@@ -160,7 +180,7 @@ class VideoPredictor:
                 task = progress.add_task(f"{path.name}: overlay.mp4", total=max(1, round(info.duration * info.fps)))
                 painter = _MaskOverlay(folder, self.vocab, self.fps, writer.frame_count)
                 written = write_painted_video(
-                    path, folder / OVERLAY_FILE, painter, info, lambda: progress.advance(task)
+                    path, folder / OVERLAY_FILE, painter, info, lambda: progress.advance(task), audio=track
                 )
                 progress.update(task, total=written, completed=written)
         return out
@@ -202,6 +222,7 @@ class PredictOptions:
     write_video: bool = True
     force: bool = False
     model: str | None = None  # "ovavss" | "avsc": must match the weights' own architecture when given
+    audio: str | None = None  # "silence" | "noise" | a media file whose audio replaces the videos' own
 
 
 @dataclass
@@ -264,6 +285,7 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
         return report
     single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
     targets = plan_outputs(videos, options.out, single_file)
+    audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
     from .. import load_model  # heavy (torch models); only once the inputs make sense
 
     model = load_model(options.weights or DEFAULT_WEIGHTS, device=device)
@@ -271,7 +293,7 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
         raise OvavssError(
             f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
         )
-    predictor = VideoPredictor(model, vocab, options.fps, options.threshold, options.allow_silent, device)
+    predictor = VideoPredictor(model, vocab, options.fps, options.threshold, options.allow_silent, device, audio)
     for video, target in zip(videos, targets, strict=True):
         try:
             predictor.predict_to_folder(video, target, options.write_video, options.force)

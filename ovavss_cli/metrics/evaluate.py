@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -250,6 +251,12 @@ def _read_predictions(frames: Sequence[tuple[ClipMeta, int]], paths: list[Path])
 # --------------------------------------------------------------------------------------------
 
 
+class FrameMetric(Protocol):
+    """An extra accumulator fed one frame at a time (``metrics.foreground`` has two)."""
+
+    def update(self, pred: np.ndarray, gt: np.ndarray) -> None: ...
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """Scores plus everything needed to reproduce or question them."""
@@ -312,10 +319,13 @@ def score_predictions(
     split: EvalSplit,
     total: int,
     config: EvalConfig = EvalConfig(),
+    frame_metrics: Sequence[FrameMetric] = (),
 ) -> EvalResult:
     """Score predicted maps against the dataset's GT (both metrics), with a progress bar.
 
     ``predictions`` must cover the GT frames of ``split`` (``total`` of them, for the progress bar).
+    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's prepared
+    ``(pred, gt)`` id maps, at the evaluation size.
     """
     gt_reader = _GTReader(dataset, config)
     metrics = SegmentationMetrics()
@@ -331,6 +341,8 @@ def score_predictions(
             else:
                 pred = resize_prediction_nearest(item.ids, config.size)
             metrics.update(gt, pred)
+            for frame_metric in frame_metrics:
+                frame_metric.update(pred, gt)
             clips.add(item.clip.uid)
             progress.advance(task)
     return EvalResult(

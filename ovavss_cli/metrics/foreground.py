@@ -1,4 +1,5 @@
-"""Class-agnostic sounding-object IoU: how well the union of predicted masks covers the sounding pixels.
+"""Class-agnostic sounding-object IoU: how well the union of predicted masks covers the sounding pixels,
+and :class:`ForegroundFraction`, the share of pixels painted (the false-positive rate when the GT is empty).
 
 What OV-AVSS training optimises, measured without naming: GT is every pixel of a sounding object (any class),
 the prediction every pixel of any mask the model keeps. Two aggregates:
@@ -47,3 +48,30 @@ class ForegroundIoU:
     @property
     def mean_frame_iou(self) -> float:
         return self.frame_iou_sum / self.frames if self.frames else float("nan")
+
+
+@dataclass
+class ForegroundFraction:
+    """Mean over frames of the share of pixels predicted foreground: ``update(pred, gt)`` per frame or clip.
+
+    Scored against an empty ground truth (audio muted, replaced by noise or by another clip's sound) this
+    is the false-positive rate of AVSBench-Robust (arXiv 2502.00358): every painted pixel is wrong. ``gt``
+    is accepted (and ignored) so that it fills the same slot as :class:`ForegroundIoU`.
+    """
+
+    fraction_sum: float = 0.0
+    frames: int = 0
+
+    def update(self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor | None = None) -> None:
+        """pred: (H, W) or (T, H, W) mask (bool, or non-zero = foreground)."""
+        pred = np.asarray(torch.as_tensor(pred).cpu()) != 0
+        if pred.ndim not in (2, 3):
+            raise ValueError(f"pred {pred.shape} must be an (H, W) or (T, H, W) mask")
+        if pred.ndim == 2:
+            pred = pred[None]
+        self.fraction_sum += float(pred.mean(axis=(1, 2)).sum())
+        self.frames += pred.shape[0]
+
+    @property
+    def mean(self) -> float:
+        return self.fraction_sum / self.frames if self.frames else float("nan")

@@ -22,7 +22,7 @@ are scored as probabilities (as the official code scores sigmoid outputs). With 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from ..console import make_progress
 from ..data.avsobject import AVSObjectDataset, ObjectClip, load_avsobject
 from ..data.labelmap import open_png
 from ..errors import OvavssError
+from .evaluate import FrameMetric
 from .object import ObjectMetrics, ObjectScores
 from .report import write_results_json
 
@@ -131,11 +132,17 @@ def folder_probabilities(
 
 
 def model_probabilities(
-    model, dataset: AVSObjectDataset, clips: Sequence[ObjectClip]
+    model,
+    dataset: AVSObjectDataset,
+    clips: Sequence[ObjectClip],
+    audio_of: Callable[[ObjectClip], tuple[np.ndarray, int]] | None = None,
 ) -> Iterator[tuple[ObjectClip, list[torch.Tensor]]]:
-    """Per clip, an AVSC model's sounding probabilities of its annotated frames (at the frame size)."""
+    """Per clip, an AVSC model's sounding probabilities of its annotated frames (at the frame size).
+
+    ``audio_of(clip) -> (waveform, rate)`` replaces the clip's own audio (default ``dataset.read_audio``).
+    """
     for clip in clips:
-        waveform, rate = dataset.read_audio(clip)
+        waveform, rate = (audio_of or dataset.read_audio)(clip)
         probs = model.sounding_maps(dataset.read_frames(clip), waveform, rate).probs
         yield clip, [probs[frame] for frame in dataset.label_frames(clip)]
 
@@ -160,10 +167,13 @@ def score_clips(
     predictions: Iterable[tuple[ObjectClip, Sequence[np.ndarray | torch.Tensor | None]]],
     batch_size: int = DEFAULT_BATCH_SIZE,
     total: int | None = None,
+    frame_metrics: Sequence[FrameMetric] = (),
 ) -> tuple[ObjectScores, tuple[int, int] | None, int]:
     """Both metric variants over the clips' annotated frames, ``batch_size`` clips per official batch.
 
-    Returns (scores, the GT size or None when it varies, how many predictions had to be resized).
+    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's ``(p > 0.5, GT)``
+    masks at the GT size. Returns (scores, the GT size or None when it varies, how many predictions had to
+    be resized).
     """
     if batch_size < 1:
         raise OvavssError(f"--batch-size must be >= 1, got {batch_size}")
@@ -181,6 +191,8 @@ def score_clips(
                 sizes.add(gt.shape)
                 prob, was_resized = _at_size(np.zeros(gt.shape, np.float32) if prob is None else prob, gt.shape)
                 resized += was_resized
+                for frame_metric in frame_metrics:
+                    frame_metric.update(prob > 0.5, gt)
                 batch_pred.append(prob)
                 batch_gt.append(gt)
             clips_in_batch += 1
@@ -317,6 +329,22 @@ def summary_line(payload: dict) -> str:
     )
 
 
+def load_object_model(weights: str, device: str = "auto"):
+    """The AVSC model S4 / MS3 scoring runs (an OV-AVSS checkpoint is a one-line error)."""
+    from .. import load_model
+    from ..device import resolve_device
+    from ..models.avsc.model import AVSC
+
+    model = load_model(weights, device=resolve_device(device))
+    if not isinstance(model, AVSC):
+        raise OvavssError(
+            "holds an OV-AVSS model; --weights scoring on S4 / MS3 needs an AVSC model (write the model's "
+            "masks as PNGs and pass --pred instead)",
+            path=weights,
+        )
+    return model
+
+
 def run_object_eval(
     benchmark: str,
     data: str | Path,
@@ -341,19 +369,7 @@ def run_object_eval(
         raise OvavssError(f"{', '.join(unused)}: only for --benchmark avsbench-ov")
     if json_out is not None:
         refuse_overwrite(json_out, force)
-    model = None
-    if weights is not None:
-        from .. import load_model
-        from ..device import resolve_device
-        from ..models.avsc.model import AVSC
-
-        model = load_model(weights, device=resolve_device(device))
-        if not isinstance(model, AVSC):
-            raise OvavssError(
-                "holds an OV-AVSS model; --weights scoring on S4 / MS3 needs an AVSC model (write the model's "
-                "masks as PNGs and pass --pred instead)",
-                path=weights,
-            )
+    model = load_object_model(weights, device) if weights is not None else None
     payload = results_payload(
         evaluate_object(data, benchmark, pred=pred, model=model, batch_size=batch_size, allow_missing=allow_missing)
     )
