@@ -33,6 +33,15 @@ app = typer.Typer(
 )
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (auto = first GPU if any, else CPU)."
+# Model run options shared by predict and eval (models/run_options.py).
+PRECISION_OPTION = typer.Option(
+    "auto", "--precision", help="fp32 | bf16 | fp16 | auto (fp32 on CPU: the parity path; fp16 on CUDA, as the "
+    "official evaluation)."
+)  # fmt: skip
+CLIP_QUERIES_OPTION = typer.Option(
+    "all", "--clip-queries", help="Fast mode (OV-AVSS): only the K queries most likely to sound go to CLIP per "
+    "window (e.g. 10: ~10x faster on CPU); all = the reference."
+)  # fmt: skip
 
 
 def _version_callback(value: bool) -> None:
@@ -165,19 +174,25 @@ def eval_cmd(
         None, "--json", help="Write all metrics and the per-class table to this JSON file."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+    precision: str = PRECISION_OPTION,
+    clip_queries: str = CLIP_QUERIES_OPTION,
 ) -> None:
     """Score predictions on the AVSBench-OV test split with the OV-AVSS metrics (mIoU all/base/novel/harmonic, F),
     or on S4 / MS3 with the AVSBench-object J and F."""
+    from .models.run_options import parse_clip_queries
+
+    queries = parse_clip_queries(clip_queries)
     if benchmark != "avsbench-ov":
         from .metrics import object_eval
 
         ov_options = {
             "--split-file": split_file, "--base": base, "--novel": novel, "--no-filter-gt": not filter_gt,
-            "--gt-source": gt_source != "auto",
+            "--gt-source": gt_source != "auto", "--clip-queries": queries is not None,
         }  # fmt: skip
         payload = object_eval.run_object_eval(
             benchmark, data, pred=pred, weights=weights, batch_size=batch_size, device=device,
             allow_missing=allow_missing, json_out=json_out, force=force, avsbench_ov_options=ov_options,
+            precision=precision,
         )  # fmt: skip
         typer.echo(object_eval.summary_line(payload))
         return
@@ -187,7 +202,7 @@ def eval_cmd(
     class_set = report.class_set_from_flags(base, novel)
     payload = report.run_eval(
         data, pred, split_file, config, class_set=class_set, json_out=json_out, force=force,
-        weights=weights, device=device, threshold=threshold,
+        weights=weights, device=device, threshold=threshold, precision=precision, clip_queries=queries,
     )  # fmt: skip
     report.show_results(payload)
     typer.echo(report.summary_line(payload))
@@ -264,11 +279,17 @@ def predict_cmd(
     model: str | None = typer.Option(
         None, "--model", help="ovavss | avsc: check that the weights hold this model (they decide it anyway)."
     ),
+    precision: str = PRECISION_OPTION,
+    clip_queries: str = CLIP_QUERIES_OPTION,
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary."""
     from .inference.predictor import PredictOptions, run_predict
+    from .models.run_options import parse_clip_queries
 
-    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model)
+    options = PredictOptions(
+        vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, precision,
+        parse_clip_queries(clip_queries),
+    )  # fmt: skip
     report = run_predict(inputs, options)
     for _, folder in report.outputs:
         typer.echo(folder)

@@ -28,23 +28,26 @@ def predict_clips(
     *,
     threshold: float = 0.3,
     vocab: Sequence[str] = CLASS_NAMES,
+    precision: str = "auto",
+    clip_queries: int | None = None,
 ) -> Iterator[FramePrediction]:
     """Predict ``clips``, write ``pred_dir`` (atomically: it appears once complete) and yield the GT frames.
 
     ``pred_dir`` must not exist yet (checked at once). The returned iterator must be consumed to the
-    end for the folder to appear.
+    end for the folder to appear. ``precision`` / ``clip_queries``: see ``models/run_options.py``.
     """
     pred_dir = Path(pred_dir)
     refuse_existing_folder(pred_dir)
-    return _predict_clips(model, dataset, clips, pred_dir, threshold, vocab)
+    run = {"precision": precision, "clip_queries": clip_queries}
+    return _predict_clips(model, dataset, clips, pred_dir, threshold, vocab, run)
 
 
-def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab) -> Iterator[FramePrediction]:
+def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab, run) -> Iterator[FramePrediction]:
     with atomic_dir(pred_dir) as tmp:  # the scorer's progress bar counts the frames as they come
         for clip in clips:
             frames = dataset.read_frames(clip)  # (T, H, W, 3) uint8
             audio, rate = dataset.read_audio(clip)
-            pred = model.predict_clip(frames, audio, rate, list(vocab), threshold)
+            pred = model.predict_clip(frames, audio, rate, list(vocab), threshold, **run)
             label_maps = pred.label_maps.numpy()
             for frame, label_map in enumerate(label_maps):
                 write_label_png(prediction_path(tmp, clip, frame), label_map.astype(np.uint8))

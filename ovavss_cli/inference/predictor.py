@@ -13,9 +13,9 @@ scores, streaming window by window so memory does not grow with the video's leng
 ``run_predict`` is ``ovavss predict``: several inputs, one bad file reported and the rest still
 processed.
 
-The model is used only through its documented API: ``window_size``, ``weights_id``,
-``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times)``
-returning ``label_maps`` (T, H, W) and ``detections`` (``label``, ``score``). It is called with one
+The model is used only through its documented API: ``window_size``, ``device``, ``weights_id``,
+``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times,
+precision, clip_queries)`` returning ``label_maps`` (T, H, W) and ``detections`` (``label``, ``score``). It is called with one
 window of at most ``window_size`` real frames at a time (the model pads a short last window
 itself), which bounds memory and makes every detection of a call belong to all its frames.
 """
@@ -46,6 +46,7 @@ from ..data.vocab import parse_vocab
 from ..device import resolve_device
 from ..errors import OvavssError
 from ..hub import DEFAULT_WEIGHTS
+from ..models.run_options import check_clip_queries, resolve_precision
 from ..viz.overlay import OverlayPainter, vocab_colours
 from .outputs import OVERLAY_FILE, PredictionWriter, mask_file, output_folder, unique_folder
 
@@ -78,6 +79,8 @@ class VideoPredictor:
         threshold: float = 0.3,
         allow_silent: bool = False,
         device: torch.device | str | None = None,
+        precision: str = "auto",
+        clip_queries: int | None = None,
     ):
         if not fps > 0:
             raise OvavssError(f"--fps must be positive, got {fps}")
@@ -89,6 +92,8 @@ class VideoPredictor:
         self.threshold = float(threshold)
         self.allow_silent = allow_silent
         self.device = str(device) if device is not None else None
+        self.precision = resolve_precision(precision, model.device)
+        self.clip_queries = clip_queries
 
     def predict_frames(self, path: str | Path, info: VideoInfo | None = None) -> Iterator[FramePrediction]:
         """Yield the prediction of every sampled frame, in order (padding never reaches the output)."""
@@ -105,6 +110,8 @@ class VideoPredictor:
             list(self.vocab),
             threshold=self.threshold,
             frame_times=window.audio_times if window.audio is not None else None,
+            precision=self.precision,
+            clip_queries=self.clip_queries,
         )
         label_maps = prediction.label_maps.detach().to("cpu").numpy()
         if label_maps.shape[0] < count or label_maps.max(initial=0) > len(self.vocab):
@@ -139,6 +146,8 @@ class VideoPredictor:
             "sampling": SAMPLING_NOTE,
             "window_size": self.model.window_size,
             "threshold": self.threshold,
+            "precision": self.precision,
+            "clip_queries": self.clip_queries,
             "weights": {"id": self.model.weights_id, "sha256": self.model.weights_sha256},
             "device": self.device,
             "silent_audio": not info.has_audio,
@@ -202,6 +211,8 @@ class PredictOptions:
     write_video: bool = True
     force: bool = False
     model: str | None = None  # "ovavss" | "avsc": must match the weights' own architecture when given
+    precision: str = "auto"  # fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA)
+    clip_queries: int | None = None  # the fast mode: queries sent to CLIP per window (None = all)
 
 
 @dataclass
@@ -256,6 +267,8 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
     """``ovavss predict``: load the model once, then predict every input; failures are collected, not fatal."""
     vocab = parse_vocab(options.vocab)
     device = resolve_device(options.device)
+    resolve_precision(options.precision, device)  # a bad value fails before any work
+    check_clip_queries(options.clip_queries)
     report = PredictReport()
     videos, report.failures = expand_inputs(inputs)
     for problem in report.failures:
@@ -271,7 +284,10 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
         raise OvavssError(
             f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
         )
-    predictor = VideoPredictor(model, vocab, options.fps, options.threshold, options.allow_silent, device)
+    predictor = VideoPredictor(
+        model, vocab, options.fps, options.threshold, options.allow_silent, device, options.precision,
+        options.clip_queries,
+    )  # fmt: skip
     for video, target in zip(videos, targets, strict=True):
         try:
             predictor.predict_to_folder(video, target, options.write_video, options.force)

@@ -131,12 +131,12 @@ def folder_probabilities(
 
 
 def model_probabilities(
-    model, dataset: AVSObjectDataset, clips: Sequence[ObjectClip]
+    model, dataset: AVSObjectDataset, clips: Sequence[ObjectClip], precision: str = "fp32"
 ) -> Iterator[tuple[ObjectClip, list[torch.Tensor]]]:
     """Per clip, an AVSC model's sounding probabilities of its annotated frames (at the frame size)."""
     for clip in clips:
         waveform, rate = dataset.read_audio(clip)
-        probs = model.sounding_maps(dataset.read_frames(clip), waveform, rate).probs
+        probs = model.sounding_maps(dataset.read_frames(clip), waveform, rate, precision=precision).probs
         yield clip, [probs[frame] for frame in dataset.label_frames(clip)]
 
 
@@ -240,6 +240,7 @@ def evaluate_object(
     batch_size: int = DEFAULT_BATCH_SIZE,
     allow_missing: bool = False,
     split: str = "test",
+    precision: str = "fp32",
 ) -> ObjectEvalResult:
     """Score the ``split`` clips of the S4 / MS3 tree at ``data``: the PNG folder ``pred``, or ``model``'s
     probabilities (then ``pred``, if given, is a new folder its binary masks are saved to)."""
@@ -256,7 +257,7 @@ def evaluate_object(
         predictions, first, missing = folder_probabilities(pred, dataset, clips, allow_missing)
         source = {"pred": str(pred), "naming": NAMINGS[first]}
     else:
-        predictions = model_probabilities(model, dataset, clips)
+        predictions = model_probabilities(model, dataset, clips, precision)
         if pred is not None:
             predictions = save_binary_masks(predictions, dataset, Path(pred))
         source = {"weights": model.weights_id, "sha256": model.weights_sha256, "saved_masks": pred and str(pred)}
@@ -329,6 +330,7 @@ def run_object_eval(
     json_out: str | Path | None = None,
     force: bool = False,
     avsbench_ov_options: dict[str, Any] | None = None,
+    precision: str = "auto",
 ) -> dict:
     """``ovavss eval --benchmark s4|ms3``: refuse an existing ``json_out`` first, score, write the JSON.
 
@@ -346,8 +348,11 @@ def run_object_eval(
         from .. import load_model
         from ..device import resolve_device
         from ..models.avsc.model import AVSC
+        from ..models.run_options import resolve_precision
 
-        model = load_model(weights, device=resolve_device(device))
+        device = resolve_device(device)
+        precision = resolve_precision(precision, device)
+        model = load_model(weights, device=device)
         if not isinstance(model, AVSC):
             raise OvavssError(
                 "holds an OV-AVSS model; --weights scoring on S4 / MS3 needs an AVSC model (write the model's "
@@ -355,7 +360,10 @@ def run_object_eval(
                 path=weights,
             )
     payload = results_payload(
-        evaluate_object(data, benchmark, pred=pred, model=model, batch_size=batch_size, allow_missing=allow_missing)
+        evaluate_object(
+            data, benchmark, pred=pred, model=model, batch_size=batch_size, allow_missing=allow_missing,
+            precision=precision,
+        )  # fmt: skip
     )
     if json_out is not None:
         write_results_json(json_out, payload)
