@@ -38,6 +38,10 @@ PRECISION_OPTION = typer.Option(
     "auto", "--precision", help="fp32 | bf16 | fp16 | auto (fp32 on CPU: the parity path; fp16 on CUDA, as the "
     "official evaluation)."
 )  # fmt: skip
+INIT_MODE_OPTION = typer.Option(
+    "reference", "--init-mode", help="Mask2Former .pkl: reference (fill what the official checkpointer fills for "
+    "the file's key layout: with current key names the pixel decoder stays random) | full (every tensor that fits)."
+)  # fmt: skip
 CLIP_QUERIES_OPTION = typer.Option(
     "all", "--clip-queries", help="Fast mode (OV-AVSS): only the K queries most likely to sound go to CLIP per "
     "window (e.g. 10: ~10x faster on CPU); all = the reference."
@@ -217,6 +221,10 @@ def train_cmd(
     init: str | None = typer.Option(
         None, "--init", help="Initial weights: Mask2Former COCO .pkl, official .pth, or an ovavss .safetensors."
     ),
+    init_mode: str | None = typer.Option(
+        None, "--init-mode", help="--init Mask2Former .pkl: reference (default; as the official checkpointer: with "
+        "current key names the pixel decoder stays random) | full (every tensor that fits)."
+    ),  # fmt: skip
     vggish: str | None = typer.Option(None, "--vggish", help="VGGish weights (vggish-10086976.pth); r50/swinb."),
     out: str | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/<model>-<preset>)."),
     device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
@@ -243,7 +251,8 @@ def train_cmd(
     from .engine.train import train
 
     options = dict(
-        data=data, split=split, model=model, preset=preset, init=init, vggish=vggish, out=out, device=device,
+        data=data, split=split, model=model, preset=preset, init=init, init_mode=init_mode, vggish=vggish, out=out,
+        device=device,
         batch_size=batch_size, max_steps=max_steps, checkpoint_every=checkpoint_every,
         keep_checkpoints=keep_checkpoints, seed=seed, amp=amp, workers=workers, log_every=log_every,
         val_every=val_every, val_clips=val_clips, threads=threads, task_options=parse_task_options(task_options),
@@ -337,13 +346,14 @@ def convert_cmd(
     allow_unmapped: bool = typer.Option(False, "--allow-unmapped", help="Convert even if source keys are unmapped."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Convert even if model keys are missing."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out."),
+    init_mode: str = INIT_MODE_OPTION,
 ) -> None:
     """Convert official OV-AVSS / Mask2Former / VGGish checkpoints to ovavss safetensors."""
     from .models.convert import convert_checkpoint, print_report
 
     report = convert_checkpoint(
         src, out, kind=kind, preset=preset, vggish=vggish,
-        allow_unmapped=allow_unmapped, allow_missing=allow_missing, force=force,
+        allow_unmapped=allow_unmapped, allow_missing=allow_missing, force=force, init_mode=init_mode,
     )  # fmt: skip
     print_report(report)
 
