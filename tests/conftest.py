@@ -61,3 +61,14 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def captured_file():
+    """``captured_file("mask2former-r50-coco-keys.json")``: a file of ``../shared/fixtures`` (fails under CI=true
+    when it is missing, else skips)."""
+
+    def get(name: str) -> Path:
+        return require_fixture(SHARED / "fixtures", name) / name
+
+    return get

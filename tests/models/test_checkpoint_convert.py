@@ -389,12 +389,9 @@ def test_key_map_covers_the_captured_official_state_dict(request, fixture_name, 
     assert wrong == []
 
 
-def test_key_map_covers_the_captured_mask2former_keys():
+def test_key_map_covers_the_captured_mask2former_keys(captured_file):
     """The Mask2Former R50 COCO keys (captured from its code) land on ours, except the 80-class head."""
-    from conftest import SHARED, require_fixture
-
-    folder = require_fixture(SHARED / "fixtures", "mask2former-r50-coco-keys.json")
-    entries = json.loads((folder / "mask2former-r50-coco-keys.json").read_text())["entries"]
+    entries = json.loads(captured_file("mask2former-r50-coco-keys.json").read_text())["entries"]
     ours = expected_shapes(preset_config("ovavss-r50"))
     mismatched = sorted(
         entry["key"] for entry in entries

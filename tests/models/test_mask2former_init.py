@@ -16,28 +16,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, require_fixture
 
 from ovavss_cli.engine.ovavss_task import read_init_state
 from ovavss_cli.models.checkpoint import read_checkpoint
 from ovavss_cli.models.convert import convert_checkpoint
 from ovavss_cli.models.keymap import map_reference_key
 
-FIXTURES = SHARED / "fixtures"
 CURRENT, PRE_V2 = "sem_seg_head.pixel_decoder.", "sem_seg_head."
 
 
 @pytest.fixture(scope="module")
-def mapping() -> dict:
-    require_fixture(FIXTURES, "mask2former-init-mapping.json")
-    return json.loads((FIXTURES / "mask2former-init-mapping.json").read_text())
+def mapping(captured_file) -> dict:
+    return json.loads(captured_file("mask2former-init-mapping.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def zoo() -> dict[str, np.ndarray]:
+def zoo(captured_file) -> dict[str, np.ndarray]:
     """The Mask2Former R50 COCO-instance state dict (captured names and shapes), unique random float32 arrays."""
-    require_fixture(FIXTURES, "mask2former-r50-coco-keys.json")
-    entries = json.loads((FIXTURES / "mask2former-r50-coco-keys.json").read_text())["entries"]
+    entries = json.loads(captured_file("mask2former-r50-coco-keys.json").read_text())["entries"]
     rng = np.random.default_rng(0)
     return {e["key"]: rng.standard_normal(e["shape"], dtype=np.float32) for e in entries}
 
