@@ -33,6 +33,19 @@ app = typer.Typer(
 )
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (auto = first GPU if any, else CPU)."
+# Model run options shared by predict and eval (models/run_options.py).
+PRECISION_OPTION = typer.Option(
+    "auto", "--precision", help="fp32 | bf16 | fp16 | auto (fp32 on CPU: the parity path; fp16 on CUDA, as the "
+    "official evaluation)."
+)  # fmt: skip
+INIT_MODE_OPTION = typer.Option(
+    "reference", "--init-mode", help="Mask2Former .pkl: reference (fill what the official checkpointer fills for "
+    "the file's key layout: with current key names the pixel decoder stays random) | full (every tensor that fits)."
+)  # fmt: skip
+CLIP_QUERIES_OPTION = typer.Option(
+    "all", "--clip-queries", help="Fast mode (OV-AVSS): only the K queries most likely to sound go to CLIP per "
+    "window (e.g. 10: ~10x faster on CPU); all = the reference."
+)  # fmt: skip
 
 
 def _version_callback(value: bool) -> None:
@@ -165,19 +178,25 @@ def eval_cmd(
         None, "--json", help="Write all metrics and the per-class table to this JSON file."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+    precision: str = PRECISION_OPTION,
+    clip_queries: str = CLIP_QUERIES_OPTION,
 ) -> None:
     """Score predictions on the AVSBench-OV test split with the OV-AVSS metrics (mIoU all/base/novel/harmonic, F),
     or on S4 / MS3 with the AVSBench-object J and F."""
+    from .models.run_options import parse_clip_queries
+
+    queries = parse_clip_queries(clip_queries)
     if benchmark != "avsbench-ov":
         from .metrics import object_eval
 
         ov_options = {
             "--split-file": split_file, "--base": base, "--novel": novel, "--no-filter-gt": not filter_gt,
-            "--gt-source": gt_source != "auto",
+            "--gt-source": gt_source != "auto", "--clip-queries": queries is not None,
         }  # fmt: skip
         payload = object_eval.run_object_eval(
             benchmark, data, pred=pred, weights=weights, batch_size=batch_size, device=device,
             allow_missing=allow_missing, json_out=json_out, force=force, avsbench_ov_options=ov_options,
+            precision=precision,
         )  # fmt: skip
         typer.echo(object_eval.summary_line(payload))
         return
@@ -187,7 +206,7 @@ def eval_cmd(
     class_set = report.class_set_from_flags(base, novel)
     payload = report.run_eval(
         data, pred, split_file, config, class_set=class_set, json_out=json_out, force=force,
-        weights=weights, device=device, threshold=threshold,
+        weights=weights, device=device, threshold=threshold, precision=precision, clip_queries=queries,
     )  # fmt: skip
     report.show_results(payload)
     typer.echo(report.summary_line(payload))
@@ -238,6 +257,10 @@ def train_cmd(
     init: str | None = typer.Option(
         None, "--init", help="Initial weights: Mask2Former COCO .pkl, official .pth, or an ovavss .safetensors."
     ),
+    init_mode: str | None = typer.Option(
+        None, "--init-mode", help="--init Mask2Former .pkl: reference (default; as the official checkpointer: with "
+        "current key names the pixel decoder stays random) | full (every tensor that fits)."
+    ),  # fmt: skip
     vggish: str | None = typer.Option(None, "--vggish", help="VGGish weights (vggish-10086976.pth); r50/swinb."),
     out: str | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/<model>-<preset>)."),
     device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
@@ -264,7 +287,8 @@ def train_cmd(
     from .engine.train import train
 
     options = dict(
-        data=data, split=split, model=model, preset=preset, init=init, vggish=vggish, out=out, device=device,
+        data=data, split=split, model=model, preset=preset, init=init, init_mode=init_mode, vggish=vggish, out=out,
+        device=device,
         batch_size=batch_size, max_steps=max_steps, checkpoint_every=checkpoint_every,
         keep_checkpoints=keep_checkpoints, seed=seed, amp=amp, workers=workers, log_every=log_every,
         val_every=val_every, val_clips=val_clips, threads=threads, task_options=parse_task_options(task_options),
@@ -306,13 +330,17 @@ def predict_cmd(
         help="Run on other sound: silence | noise (white, RMS 0.1) | PATH of any media file (its audio, cut or "
         "zero-padded to the video). overlay.mp4 carries it; predictions.json records it.",
     ),
+    precision: str = PRECISION_OPTION,
+    clip_queries: str = CLIP_QUERIES_OPTION,
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary."""
     from .inference.predictor import PredictOptions, run_predict
+    from .models.run_options import parse_clip_queries
 
     options = PredictOptions(
-        vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, audio=audio
-    )
+        vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, audio=audio,
+        precision=precision, clip_queries=parse_clip_queries(clip_queries),
+    )  # fmt: skip
     report = run_predict(inputs, options)
     for _, folder in report.outputs:
         typer.echo(folder)
@@ -360,13 +388,14 @@ def convert_cmd(
     allow_unmapped: bool = typer.Option(False, "--allow-unmapped", help="Convert even if source keys are unmapped."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Convert even if model keys are missing."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out."),
+    init_mode: str = INIT_MODE_OPTION,
 ) -> None:
     """Convert official OV-AVSS / Mask2Former / VGGish checkpoints to ovavss safetensors."""
     from .models.convert import convert_checkpoint, print_report
 
     report = convert_checkpoint(
         src, out, kind=kind, preset=preset, vggish=vggish,
-        allow_unmapped=allow_unmapped, allow_missing=allow_missing, force=force,
+        allow_unmapped=allow_unmapped, allow_missing=allow_missing, force=force, init_mode=init_mode,
     )  # fmt: skip
     print_report(report)
 

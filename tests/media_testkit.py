@@ -122,14 +122,20 @@ class BoxModel:
     window_size: int = 5
     weights_id: str = "box-double"
     weights_sha256: str = "0" * 64
+    device: torch.device = torch.device("cpu")
     calls: list[dict] = field(default_factory=list)
 
-    def predict_clip(self, frames, audio, sample_rate, vocab, threshold=0.3, frame_times=None):
+    def predict_clip(
+        self, frames, audio, sample_rate, vocab, threshold=0.3, frame_times=None, precision="fp32", clip_queries=None
+    ):
         frames = np.asarray(frames)
         count, height, width = frames.shape[:3]
         assert frames.dtype == np.uint8 and frames.shape[3] == 3 and 1 <= count <= self.window_size
         self.calls.append(
-            dict(frames=count, audio=None if audio is None else len(audio), rate=sample_rate, times=frame_times)
+            dict(
+                frames=count, audio=None if audio is None else len(audio), rate=sample_rate, times=frame_times,
+                precision=precision, clip_queries=clip_queries,
+            )  # fmt: skip
         )
         maps = torch.zeros((count, height, width), dtype=torch.int64)
         maps[:, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1

@@ -228,7 +228,9 @@ def collate_clips(
 # ---------------------------------------------------------------------------------------------------- weights
 
 
-def read_avsc_init(path: Path, model: AVSC, run_dir: Path) -> tuple[dict[str, Tensor], list[str]]:
+def read_avsc_init(
+    path: Path, model: AVSC, run_dir: Path, init_mode: str = "reference"
+) -> tuple[dict[str, Tensor], list[str]]:
     """``--init`` weights that fit AVSC: an AVSC model checkpoint (e.g. S4-trained, to start MS3 from), or what
     OV-AVSS's ``--init`` accepts (a Mask2Former .pkl, converted into the run folder; our ``init``/``model`` files).
 
@@ -239,7 +241,7 @@ def read_avsc_init(path: Path, model: AVSC, run_dir: Path) -> tuple[dict[str, Te
     if checkpoint is not None and checkpoint.config.get("architecture") == ARCHITECTURE:
         state = checkpoint.state
     else:
-        state = read_init_state(path, CONVERSION_PRESETS[model.config.name], run_dir)
+        state = read_init_state(path, CONVERSION_PRESETS[model.config.name], run_dir, init_mode)
     expected = model.state_dict()
     fitting, left_out = {}, []
     for key, value in state.items():
@@ -327,7 +329,7 @@ class AVSCTask:
         model = build_avsc(self.model_config)
         loaded: dict[str, Tensor] = {}
         if self.config.init is not None:
-            loaded, left_out = read_avsc_init(Path(self.config.init), model, self.config.run_dir)
+            loaded, left_out = read_avsc_init(Path(self.config.init), model, self.config.run_dir, self.config.init_mode)
             if left_out:
                 console.print(f"--init: not part of AVSC, left out: {_counts(left_out)}")
         if self.config.vggish is not None:

@@ -251,24 +251,29 @@ def _fits(expected: dict[str, torch.Size], state: dict[str, Tensor], source: Pat
         )
 
 
-def _converted_init(source: Path, preset: str, run_dir: Path) -> Path:
+def _converted_init(source: Path, preset: str, run_dir: Path, init_mode: str) -> Path:
     """A foreign checkpoint (Mask2Former .pkl, official .pth) converted into the run folder, reused on resume."""
     out = run_dir / "init" / f"{source.stem}.safetensors"
     if out.is_file() and sidecar_path(out).is_file():
-        recorded = json.loads(sidecar_path(out).read_text()).get("source", {}).get("sha256")
-        if recorded == sha256_file(source):
+        recorded = json.loads(sidecar_path(out).read_text())
+        conversion = recorded.get("conversion", {})
+        same_mode = conversion.get("kind") != "mask2former" or conversion.get("init_mode") == init_mode
+        if same_mode and recorded.get("source", {}).get("sha256") == sha256_file(source):
             return out
-    report = convert_checkpoint(source, out, preset=preset, allow_missing=True, force=True)
+    report = convert_checkpoint(source, out, preset=preset, allow_missing=True, force=True, init_mode=init_mode)
     _say(f"--init: converted {source.name} ({report.kind}) to {out} ({report.converted} tensors)")
+    for warning in report.warnings:
+        _say(f"warning: {warning}")
     return out
 
 
-def read_init_state(path: Path, preset: str, run_dir: Path) -> dict[str, Tensor]:
-    """Weights to start from: our .safetensors (``init``, ``model`` or ``vggish``), or a foreign file converted."""
+def read_init_state(path: Path, preset: str, run_dir: Path, init_mode: str = "reference") -> dict[str, Tensor]:
+    """Weights to start from: our .safetensors (``init``, ``model`` or ``vggish``), or a foreign file converted
+    (a Mask2Former .pkl in ``init_mode``, see ``models/convert.py``)."""
     if not path.is_file():
         raise OvavssError("--init: file not found", path=path)
     if path.suffix != ".safetensors":
-        path = _converted_init(path, preset, run_dir)
+        path = _converted_init(path, preset, run_dir, init_mode)
     checkpoint = read_checkpoint(path)
     if checkpoint.kind == "model" and checkpoint.config.get("architecture") != "ovavss":
         raise OvavssError(f"--init: holds a '{checkpoint.config.get('architecture')}' model, not OV-AVSS", path=path)
@@ -416,7 +421,7 @@ class OVAVSSTask:
         sources: list[tuple[Path, dict[str, Tensor]]] = []
         if self.config.init is not None:
             path = Path(self.config.init)
-            sources.append((path, read_init_state(path, config.name, self.config.run_dir)))
+            sources.append((path, read_init_state(path, config.name, self.config.run_dir, self.config.init_mode)))
         if self.config.vggish is not None:
             path = Path(self.config.vggish)
             sources.append((path, read_vggish_state(path)))

@@ -141,6 +141,7 @@ class TrainConfig:
     model: str = "ovavss"
     preset: str = "r50"
     init: str | None = None
+    init_mode: str = "reference"  # a Mask2Former --init: "reference" (as the official checkpointer) | "full"
     vggish: str | None = None
     out: str | None = None
     seed: int = 42
@@ -187,6 +188,8 @@ class TrainConfig:
                 raise OvavssError(f"--{name.replace('_', '-')}: must be >= {minimum}, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise OvavssError(f"--threads: must be >= 1, got {self.threads}")
+        if self.init_mode not in ("reference", "full"):
+            raise OvavssError(f"--init-mode: must be reference or full, got '{self.init_mode}'")
 
     @property
     def run_dir(self) -> Path:

@@ -28,11 +28,13 @@ def clip_label_maps(
     threshold: float = 0.3,
     vocab: Sequence[str] = CLASS_NAMES,
     audio: tuple[np.ndarray, int] | None = None,
+    run: dict | None = None,
 ) -> np.ndarray:
     """The model's (T, H, W) label maps of every frame of one clip; ``audio`` = (waveform, rate) replaces
-    the clip's own sound (default: ``dataset.read_audio``)."""
+    the clip's own sound (default: ``dataset.read_audio``); ``run``: predict_clip's run options
+    (``precision``, ``clip_queries``; see ``models/run_options.py``)."""
     waveform, rate = audio if audio is not None else dataset.read_audio(clip)
-    pred = model.predict_clip(dataset.read_frames(clip), waveform, rate, list(vocab), threshold)
+    pred = model.predict_clip(dataset.read_frames(clip), waveform, rate, list(vocab), threshold, **(run or {}))
     return pred.label_maps.numpy()
 
 
@@ -45,6 +47,7 @@ def gt_frame_predictions(
     vocab: Sequence[str] = CLASS_NAMES,
     audio_of: Callable[[ClipMeta], tuple[np.ndarray, int]] | None = None,
     on_clip: Callable[[ClipMeta, np.ndarray], None] | None = None,
+    run: dict | None = None,
 ) -> Iterator[FramePrediction]:
     """Predict ``clips`` one at a time and yield their GT frames' predictions, for the scorer.
 
@@ -53,7 +56,7 @@ def gt_frame_predictions(
     """
     for clip in clips:
         label_maps = clip_label_maps(
-            model, dataset, clip, threshold=threshold, vocab=vocab, audio=audio_of(clip) if audio_of else None
+            model, dataset, clip, threshold=threshold, vocab=vocab, audio=audio_of(clip) if audio_of else None, run=run
         )
         if on_clip is not None:
             on_clip(clip, label_maps)
@@ -69,22 +72,27 @@ def predict_clips(
     *,
     threshold: float = 0.3,
     vocab: Sequence[str] = CLASS_NAMES,
+    precision: str = "auto",
+    clip_queries: int | None = None,
 ) -> Iterator[FramePrediction]:
     """Predict ``clips``, write ``pred_dir`` (atomically: it appears once complete) and yield the GT frames.
 
     ``pred_dir`` must not exist yet (checked at once). The returned iterator must be consumed to the
-    end for the folder to appear.
+    end for the folder to appear. ``precision`` / ``clip_queries``: see ``models/run_options.py``.
     """
     pred_dir = Path(pred_dir)
     refuse_existing_folder(pred_dir)
-    return _predict_clips(model, dataset, clips, pred_dir, threshold, vocab)
+    run = {"precision": precision, "clip_queries": clip_queries}
+    return _predict_clips(model, dataset, clips, pred_dir, threshold, vocab, run)
 
 
-def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab) -> Iterator[FramePrediction]:
+def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab, run) -> Iterator[FramePrediction]:
     with atomic_dir(pred_dir) as tmp:  # the scorer's progress bar counts the frames as they come
 
         def save(clip: ClipMeta, label_maps: np.ndarray) -> None:
             for frame, label_map in enumerate(label_maps):
                 write_label_png(prediction_path(tmp, clip, frame), label_map.astype(np.uint8))
 
-        yield from gt_frame_predictions(model, dataset, clips, threshold=threshold, vocab=vocab, on_clip=save)
+        yield from gt_frame_predictions(
+            model, dataset, clips, threshold=threshold, vocab=vocab, on_clip=save, run=run
+        )

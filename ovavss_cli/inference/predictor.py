@@ -13,9 +13,10 @@ scores, streaming window by window so memory does not grow with the video's leng
 ``run_predict`` is ``ovavss predict``: several inputs, one bad file reported and the rest still
 processed.
 
-The model is used only through its documented API: ``window_size``, ``weights_id``,
-``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times)``
-returning ``label_maps`` (T, H, W) and ``detections`` (``label``, ``score``). It is called with one
+The model is used only through its documented API: ``window_size``, ``device``, ``weights_id``,
+``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times,
+precision, clip_queries)`` returning ``label_maps`` (T, H, W) and ``detections`` (``label``,
+``score``). It is called with one
 window of at most ``window_size`` real frames at a time (the model pads a short last window
 itself), which bounds memory and makes every detection of a call belong to all its frames.
 """
@@ -47,6 +48,7 @@ from ..data.vocab import parse_vocab
 from ..device import resolve_device
 from ..errors import OvavssError
 from ..hub import DEFAULT_WEIGHTS
+from ..models.run_options import check_clip_queries, resolve_precision
 from ..viz.overlay import OverlayPainter, vocab_colours
 from .outputs import OVERLAY_FILE, PredictionWriter, mask_file, output_folder, unique_folder
 
@@ -80,6 +82,8 @@ class VideoPredictor:
         allow_silent: bool = False,
         device: torch.device | str | None = None,
         audio: AudioReplacement | None = None,
+        precision: str = "auto",
+        clip_queries: int | None = None,
     ):
         if not fps > 0:
             raise OvavssError(f"--fps must be positive, got {fps}")
@@ -92,6 +96,8 @@ class VideoPredictor:
         self.allow_silent = allow_silent
         self.device = str(device) if device is not None else None
         self.audio = audio  # None: the video's own sound
+        self.precision = resolve_precision(precision, model.device)
+        self.clip_queries = clip_queries
 
     def replacement_track(self, path: str | Path, info: VideoInfo) -> np.ndarray | None:
         """The 16-kHz track the model hears instead of the video's own (None: its own)."""
@@ -123,6 +129,8 @@ class VideoPredictor:
             list(self.vocab),
             threshold=self.threshold,
             frame_times=window.audio_times if window.audio is not None else None,
+            precision=self.precision,
+            clip_queries=self.clip_queries,
         )
         label_maps = prediction.label_maps.detach().to("cpu").numpy()
         if label_maps.shape[0] < count or label_maps.max(initial=0) > len(self.vocab):
@@ -157,6 +165,8 @@ class VideoPredictor:
             "sampling": SAMPLING_NOTE,
             "window_size": self.model.window_size,
             "threshold": self.threshold,
+            "precision": self.precision,
+            "clip_queries": self.clip_queries,
             "weights": {"id": self.model.weights_id, "sha256": self.model.weights_sha256},
             "device": self.device,
             "audio": self.audio.describe(info.duration) if self.audio else {"source": "original"},
@@ -223,6 +233,8 @@ class PredictOptions:
     force: bool = False
     model: str | None = None  # "ovavss" | "avsc": must match the weights' own architecture when given
     audio: str | None = None  # "silence" | "noise" | a media file whose audio replaces the videos' own
+    precision: str = "auto"  # fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA)
+    clip_queries: int | None = None  # the fast mode: queries sent to CLIP per window (None = all)
 
 
 @dataclass
@@ -277,6 +289,8 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
     """``ovavss predict``: load the model once, then predict every input; failures are collected, not fatal."""
     vocab = parse_vocab(options.vocab)
     device = resolve_device(options.device)
+    resolve_precision(options.precision, device)  # a bad value fails before any work
+    check_clip_queries(options.clip_queries)
     report = PredictReport()
     videos, report.failures = expand_inputs(inputs)
     for problem in report.failures:
@@ -293,7 +307,10 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
         raise OvavssError(
             f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
         )
-    predictor = VideoPredictor(model, vocab, options.fps, options.threshold, options.allow_silent, device, audio)
+    predictor = VideoPredictor(
+        model, vocab, options.fps, options.threshold, options.allow_silent, device, audio, options.precision,
+        options.clip_queries,
+    )  # fmt: skip
     for video, target in zip(videos, targets, strict=True):
         try:
             predictor.predict_to_folder(video, target, options.write_video, options.force)

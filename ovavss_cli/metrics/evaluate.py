@@ -392,10 +392,14 @@ def evaluate_model(
     split_file: str | Path | None = None,
     config: EvalConfig = EvalConfig(),
     threshold: float = 0.3,
+    precision: str = "auto",
+    clip_queries: int | None = None,
 ) -> EvalResult:
     """``ovavss eval --weights``: predict the test clips into ``pred_dir`` and score them like ``--pred``."""
     from ..inference.dataset_predict import predict_clips
 
     dataset, split, frames = _test_frames(root, split_file)
-    predictions = predict_clips(model, dataset, split.clips, pred_dir, threshold=threshold)
+    predictions = predict_clips(
+        model, dataset, split.clips, pred_dir, threshold=threshold, precision=precision, clip_queries=clip_queries
+    )
     return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)

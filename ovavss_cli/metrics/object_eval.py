@@ -136,6 +136,7 @@ def model_probabilities(
     dataset: AVSObjectDataset,
     clips: Sequence[ObjectClip],
     audio_of: Callable[[ObjectClip], tuple[np.ndarray, int]] | None = None,
+    precision: str = "fp32",
 ) -> Iterator[tuple[ObjectClip, list[torch.Tensor]]]:
     """Per clip, an AVSC model's sounding probabilities of its annotated frames (at the frame size).
 
@@ -143,7 +144,7 @@ def model_probabilities(
     """
     for clip in clips:
         waveform, rate = (audio_of or dataset.read_audio)(clip)
-        probs = model.sounding_maps(dataset.read_frames(clip), waveform, rate).probs
+        probs = model.sounding_maps(dataset.read_frames(clip), waveform, rate, precision=precision).probs
         yield clip, [probs[frame] for frame in dataset.label_frames(clip)]
 
 
@@ -252,6 +253,7 @@ def evaluate_object(
     batch_size: int = DEFAULT_BATCH_SIZE,
     allow_missing: bool = False,
     split: str = "test",
+    precision: str = "fp32",
 ) -> ObjectEvalResult:
     """Score the ``split`` clips of the S4 / MS3 tree at ``data``: the PNG folder ``pred``, or ``model``'s
     probabilities (then ``pred``, if given, is a new folder its binary masks are saved to)."""
@@ -268,7 +270,7 @@ def evaluate_object(
         predictions, first, missing = folder_probabilities(pred, dataset, clips, allow_missing)
         source = {"pred": str(pred), "naming": NAMINGS[first]}
     else:
-        predictions = model_probabilities(model, dataset, clips)
+        predictions = model_probabilities(model, dataset, clips, precision)
         if pred is not None:
             predictions = save_binary_masks(predictions, dataset, Path(pred))
         source = {"weights": model.weights_id, "sha256": model.weights_sha256, "saved_masks": pred and str(pred)}
@@ -357,6 +359,7 @@ def run_object_eval(
     json_out: str | Path | None = None,
     force: bool = False,
     avsbench_ov_options: dict[str, Any] | None = None,
+    precision: str = "auto",
 ) -> dict:
     """``ovavss eval --benchmark s4|ms3``: refuse an existing ``json_out`` first, score, write the JSON.
 
@@ -369,9 +372,19 @@ def run_object_eval(
         raise OvavssError(f"{', '.join(unused)}: only for --benchmark avsbench-ov")
     if json_out is not None:
         refuse_overwrite(json_out, force)
-    model = load_object_model(weights, device) if weights is not None else None
+    model = None
+    if weights is not None:
+        from ..device import resolve_device
+        from ..models.run_options import resolve_precision
+
+        device = resolve_device(device)
+        precision = resolve_precision(precision, device)
+        model = load_object_model(weights, device)
     payload = results_payload(
-        evaluate_object(data, benchmark, pred=pred, model=model, batch_size=batch_size, allow_missing=allow_missing)
+        evaluate_object(
+            data, benchmark, pred=pred, model=model, batch_size=batch_size, allow_missing=allow_missing,
+            precision=precision,
+        )  # fmt: skip
     )
     if json_out is not None:
         write_results_json(json_out, payload)

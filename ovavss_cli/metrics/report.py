@@ -126,6 +126,8 @@ def run_eval(
     weights: str | None = None,
     device: str = "auto",
     threshold: float = 0.3,
+    precision: str = "auto",
+    clip_queries: int | None = None,
 ) -> dict:
     """``ovavss eval``: refuse an existing ``json_out`` first, score, then write the JSON.
 
@@ -144,14 +146,22 @@ def run_eval(
         from ..device import resolve_device
         from ..hub import DEFAULT_WEIGHTS
         from ..inference.outputs import unique_folder
+        from ..models.run_options import check_clip_queries, resolve_precision
 
         pred = Path(pred) if pred is not None else unique_folder(Path.cwd(), "ovavss-eval-preds")
         refuse_existing_folder(pred)  # before the (slow) model load
-        model = load_model(weights or DEFAULT_WEIGHTS, device=resolve_device(device))
-        result = evaluate_model(data, model, pred, split_file=split_file, config=config, threshold=threshold)
+        device = resolve_device(device)
+        precision = resolve_precision(precision, device)
+        check_clip_queries(clip_queries)
+        model = load_model(weights or DEFAULT_WEIGHTS, device=device)
+        result = evaluate_model(
+            data, model, pred, split_file=split_file, config=config, threshold=threshold, precision=precision,
+            clip_queries=clip_queries,
+        )  # fmt: skip
     payload = results_payload(result, class_set)
     if model is not None:
         payload["weights"] = {"id": model.weights_id, "sha256": model.weights_sha256, "threshold": threshold}
+        payload["run"] = {"precision": precision, "clip_queries": clip_queries}
         payload["predictions"] = str(pred)
     if json_out is not None:
         write_results_json(json_out, payload)

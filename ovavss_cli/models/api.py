@@ -10,7 +10,6 @@ from ..hub import resolve_weights
 from .checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from .ovavss.config import OVAVSSConfig, config_from_dict, config_to_dict, preset_config
 from .ovavss.model import OVAVSS
-from .ovavss.predict import PRECISIONS
 
 ARCHITECTURE = "ovavss"
 
@@ -65,24 +64,21 @@ def save_model(model: OVAVSS, path, *, info: dict | None = None, dtype: torch.dt
     return save_checkpoint(path, state, kind="model", config=model_checkpoint_config(model.config), info=info)
 
 
-def load_model(path_or_name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> OVAVSS:
+def load_model(path_or_name: str, device: str | torch.device = "cpu") -> OVAVSS:
     """Load an OV-AVSS (or, by the checkpoint's ``architecture``, an AVSC) model: a registry name, a
     ``.safetensors`` path or ``hf://org/repo[/file]``.
 
-    The model is in eval mode on ``device``; ``precision`` ("fp32", "fp16", "bf16") sets the inference
-    autocast of ``predict_clip`` (fp32 is the parity path).
+    The model is in eval mode on ``device``; the precision is chosen per call
+    (``model.predict_clip(..., precision="bf16")``), not stored in the model.
     """
-    if precision not in PRECISIONS:
-        raise OvavssError(f"--precision: must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     resolved = resolve_weights(path_or_name)
     checkpoint = read_checkpoint(resolved.path, expected_sha256=resolved.expected_sha256)
     if checkpoint.config.get("architecture") == "avsc":  # the second model family: models/avsc
         from .avsc.weights import avsc_from_checkpoint
 
-        return avsc_from_checkpoint(checkpoint, resolved.weights_id, device, precision)
+        return avsc_from_checkpoint(checkpoint, resolved.weights_id, device)
     config = model_config_of(checkpoint)
     model = OVAVSS(config)
     load_state(model, checkpoint.state, resolved.path)
     model.weights_id, model.weights_sha256 = resolved.weights_id, checkpoint.sha256
-    model.precision = precision
     return model.to(resolve_device(device)).eval()

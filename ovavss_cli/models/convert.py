@@ -6,7 +6,10 @@
 * ``mask2former``: a training initialisation (``kind="init"``) from a detectron2 model-zoo pickle:
   backbone, pixel decoder and decoder layers; the audio parts and the 2-way class head are new in
   OV-AVSS and are left to training, as the reference's checkpointer does (shape-mismatched
-  ``class_embed`` is skipped and reported).
+  ``class_embed`` is skipped and reported). ``init_mode="reference"`` (default) fills exactly what the
+  reference's ``DetectionCheckpointer`` fills for the file's key layout (see :func:`reference_init_key`):
+  with Mask2Former's current names the pixel decoder stays at random init, with the pre-v2 names it
+  loads. ``init_mode="full"`` loads every tensor that fits, pixel decoder included.
 * ``vggish``: the torchvggish release, as audio-encoder weights (``kind="vggish"``).
 
 Every source key is accounted for: converted, dropped on purpose (constants), skipped (shape), or
@@ -31,6 +34,9 @@ from .ovavss.model import OVAVSS
 from .safe_load import load_foreign_state_dict
 
 KINDS = ("auto", "ovavss", "mask2former", "vggish")
+INIT_MODES = ("reference", "full")
+HEAD_PREFIX = "sem_seg_head."
+PREDICTOR_PREFIX = "sem_seg_head.predictor."
 VGGISH_PREFIX = "audio_encoder."
 CLIP_PREFIX = "open_vocab.clip."
 # What OV-AVSS adds to Mask2Former: never in a Mask2Former checkpoint, initialised by training.
@@ -59,7 +65,11 @@ class ConversionReport:
     unmapped: list[str] = field(default_factory=list)  # source keys no rule covers
     missing: list[str] = field(default_factory=list)  # our keys the source lacks (and nothing supplies)
     left_to_training: int = 0  # init checkpoints: our keys that training initialises
+    init_mode: str | None = None  # mask2former: "reference" | "full"
+    layout: str | None = None  # mask2former: "current" (sem_seg_head.pixel_decoder.*) | "pre-v2" (sem_seg_head.*)
+    not_loaded: list[str] = field(default_factory=list)  # source keys the reference's checkpointer does not use
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     output: str | None = None
     output_sha256: str | None = None
 
@@ -119,6 +129,54 @@ def _map_state(
     return mapped
 
 
+def mask2former_layout(state: dict[str, torch.Tensor]) -> str:
+    """``current``: the pixel decoder under ``sem_seg_head.pixel_decoder.``; ``pre-v2``: directly under
+    ``sem_seg_head.`` (MaskFormer's head before its version 2)."""
+    head = [k for k in state if k.startswith(HEAD_PREFIX) and not k.startswith(PREDICTOR_PREFIX)]
+    return "current" if any(k.startswith("sem_seg_head.pixel_decoder.") for k in head) or not head else "pre-v2"
+
+
+def reference_init_key(key: str) -> str:
+    """The name a Mask2Former key has when the reference's checkpointer hands it to ``load_state_dict``.
+
+    detectron2's ``align_and_update_state_dicts`` returns a plain dict without ``_metadata``, so
+    ``MaskFormerHeadAV._load_from_state_dict`` sees version None and applies its pre-v2 conversion: every
+    ``sem_seg_head.*`` key outside the predictor gets ``pixel_decoder.`` inserted. Pre-v2 names land on
+    the pixel decoder; current names become ``sem_seg_head.pixel_decoder.pixel_decoder.*`` and load nowhere.
+    """
+    if key.startswith(HEAD_PREFIX) and not key.startswith(PREDICTOR_PREFIX):
+        return "sem_seg_head.pixel_decoder." + key[len(HEAD_PREFIX) :]
+    return key
+
+
+def full_init_key(key: str) -> str:
+    """``init_mode="full"``: both layouts land on the pixel decoder."""
+    if key.startswith(HEAD_PREFIX) and not key.startswith((PREDICTOR_PREFIX, "sem_seg_head.pixel_decoder.")):
+        return reference_init_key(key)
+    return key
+
+
+def _mask2former_state(
+    source: dict[str, torch.Tensor], expected: dict[str, torch.Size], report: ConversionReport, mode: str
+) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """(mapped tensors, our keys left at random init on purpose) for a Mask2Former init in ``mode``."""
+    report.layout = mask2former_layout(source)
+    if mode == "full":
+        return _map_state(source, expected, report, lambda key: map_reference_key(full_init_key(key))), set()
+    renamed = {reference_init_key(key): key for key in source}
+    unused = {new for new in renamed if new.startswith("sem_seg_head.pixel_decoder.pixel_decoder.")}
+    report.not_loaded = sorted(renamed[new] for new in unused)
+    used = {new: source[old] for new, old in renamed.items() if new not in unused}
+    state = _map_state(used, expected, report, map_reference_key)
+    left_random = {map_reference_key(full_init_key(renamed[new])) for new in unused} & set(expected)
+    if left_random:
+        report.warnings.append(
+            f"--init-mode reference: {len(left_random)} pixel-decoder tensors stay at random init, as the reference's "
+            f"checkpointer leaves them for this file's key layout ({report.layout} names); --init-mode full loads them"
+        )
+    return state, left_random
+
+
 def _vggish_key(key: str) -> str:
     if not key.startswith(("features.", "embeddings.")):
         raise KeyError(key)
@@ -144,11 +202,14 @@ def convert_checkpoint(
     allow_unmapped: bool = False,
     allow_missing: bool = False,
     force: bool = False,
+    init_mode: str = "reference",
 ) -> ConversionReport:
     """Convert ``src`` to ``dst`` (``.safetensors`` + ``.json``); raise OvavssError on any unaccounted key."""
     src, dst = Path(src), Path(dst)
     if kind not in KINDS:
         raise OvavssError(f"--kind: must be one of {', '.join(KINDS)}, got '{kind}'")
+    if init_mode not in INIT_MODES:
+        raise OvavssError(f"--init-mode: must be one of {', '.join(INIT_MODES)}, got '{init_mode}'")
     if dst.suffix != ".safetensors":
         raise OvavssError("--out: the converted checkpoint must be a .safetensors file", path=dst)
     if dst.exists() and not force:
@@ -169,14 +230,20 @@ def convert_checkpoint(
             config.open_vocab.pretrained = "openai"
             report.notes.append("no CLIP tensors in the source: the model loads open_clip's OpenAI weights")
         expected = expected_shapes(config)
-        state = _map_state(source, expected, report, map_reference_key)
+        left_random: set[str] = set()
+        if kind == "mask2former":
+            report.init_mode = init_mode
+            state, left_random = _mask2former_state(source, expected, report, init_mode)
+        else:
+            state = _map_state(source, expected, report, map_reference_key)
         if vggish is not None:
             state.update(_read_vggish(Path(vggish), expected, report))
         if config.open_vocab.pretrained:
             expected = {k: v for k, v in expected.items() if not k.startswith(CLIP_PREFIX)}
         if kind == "mask2former":
-            report.left_to_training = sum(1 for k in expected if k not in state and k.startswith(NEW_IN_OVAVSS))
-            expected = {k: v for k, v in expected.items() if not k.startswith(NEW_IN_OVAVSS)}
+            new = {k for k in expected if k not in state and (k.startswith(NEW_IN_OVAVSS) or k in left_random)}
+            report.left_to_training = len(new)
+            expected = {k: v for k, v in expected.items() if k not in new}
             ckpt_kind = "init"
         else:
             ckpt_kind = "model"
@@ -224,10 +291,13 @@ def print_report(report: ConversionReport) -> None:
         ("unmapped source keys", len(report.unmapped), report.unmapped),
         ("missing model keys", len(report.missing), report.missing),
         ("left to training", report.left_to_training, []),
+        ("not used (as the reference)", len(report.not_loaded), report.not_loaded),
     )
     for what, count, examples in rows:
         table.add_row(what, str(count), ", ".join(examples[:3]) + (" …" if len(examples) > 3 else ""))
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", soft_wrap=True)
     console.print(f"wrote {report.output} (sha256 {report.output_sha256})")

@@ -38,8 +38,8 @@ def test_frames_come_window_by_window_without_padding(clip):
 
 def test_padded_frames_never_reach_the_output(clip):
     class PaddingModel(BoxModel):
-        def predict_clip(self, frames, audio, sample_rate, vocab, threshold=0.3, frame_times=None):
-            prediction = super().predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times)
+        def predict_clip(self, frames, *args, **kwargs):
+            prediction = super().predict_clip(frames, *args, **kwargs)
             pad = self.window_size - len(frames)  # a model that returns its padded window
             prediction.label_maps = torch.cat([prediction.label_maps, prediction.label_maps[-1:].repeat(pad, 1, 1)])
             return prediction
@@ -193,3 +193,33 @@ def test_cli_help_renders(cli):
         result = cli(command, "--help")
         assert result.exit_code == 0 and "--out" in result.output
     assert "hf://org/repo[/file]" in cli("predict", "--help").output
+
+
+def test_cli_predict_passes_precision_and_fast_mode_to_every_call(cli, clip, tmp_path, fake_load_model):
+    out = tmp_path / "out"
+    result = cli("predict", clip, "--vocab", "dog", "--out", out, "--no-video", "--precision", "bf16", "--clip-queries", "3")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "predictions.json").read_text())
+    assert (data["precision"], data["clip_queries"]) == ("bf16", 3)
+    default = cli("predict", clip, "--vocab", "dog", "--out", tmp_path / "d", "--no-video", "--device", "cpu")
+    assert default.exit_code == 0, default.output
+    data = json.loads((tmp_path / "d" / "predictions.json").read_text())
+    assert (data["precision"], data["clip_queries"]) == ("fp32", None)  # auto on the CPU: the parity path
+
+
+def test_video_predictor_hands_the_run_options_to_the_model(clip):
+    model = BoxModel()
+    list(VideoPredictor(model, ["dog"], precision="fp16", clip_queries=7).predict_frames(clip))
+    assert {(call["precision"], call["clip_queries"]) for call in model.calls} == {("fp16", 7)}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--precision", "fp8", "--precision: must be one of auto, fp32, fp16, bf16"),
+     ("--clip-queries", "0", "--clip-queries: must be 'all' or a whole number >= 1"),
+     ("--clip-queries", "ten", "--clip-queries: must be 'all' or a whole number >= 1")],
+)  # fmt: skip
+def test_cli_predict_bad_run_options_fail_before_loading_the_model(cli, clip, tmp_path, fake_load_model, option, value, message):
+    result = cli("predict", clip, "--vocab", "dog", "--out", tmp_path / "o", option, value)
+    assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert fake_load_model == [] and not (tmp_path / "o").exists()

@@ -1,8 +1,9 @@
 """Checkpoint format (safetensors + JSON sidecar), safe loading of foreign pickles, and ``ovavss convert``.
 
-Conversions run against the ``ovavss-tiny`` preset (``--preset ovavss-tiny``) with synthetic
-reference-format state dicts built from the tiny model's shapes; the full R50 conversion is covered
-by the parity test.
+Conversions run against the ``ovavss-tiny`` preset (``--preset ovavss-tiny``) with state dicts under
+the official key names captured from the reference code (the R50 ``state_dict_keys.json``) at the tiny
+model's shapes; the full-size key lists of R50, Swin-B and Mask2Former are checked against the key map
+with shapes read from the captures, and the full R50 / Swin-B conversions by the parity tests.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reference_weights import reference_entries
 from safetensors.torch import save_file
 
 from ovavss_cli.errors import OvavssError
 from ovavss_cli.models.checkpoint import FORMAT, read_checkpoint, save_checkpoint, sha256_file, sidecar_path
 from ovavss_cli.models.convert import NEW_IN_OVAVSS, convert_checkpoint, expected_shapes
-from ovavss_cli.models.keymap import PREFIX_MAP, map_reference_key
+from ovavss_cli.models.keymap import DROPPED_KEYS as DROPPED_CONSTANTS
+from ovavss_cli.models.keymap import map_reference_key
 from ovavss_cli.models.ovavss.config import preset_config
 from ovavss_cli.models.ovavss.vggish import VGGishConfig, build_vggish
 from ovavss_cli.models.safe_load import load_foreign_state_dict
@@ -57,31 +60,6 @@ def _files(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir()}
 
 
-def _reference_backbone_key(ours: str) -> str:
-    """Inverse of keymap's detectron2 -> torchvision ResNet rename (``ours`` without ``backbone.``)."""
-    parts = ours.split(".")
-    if parts[0] in ("conv1", "bn1"):
-        return "stem.conv1." + ("norm." if parts[0] == "bn1" else "") + parts[1]
-    stage, block, layer, *rest = parts
-    res = f"res{int(stage[len('layer') :]) + 1}.{block}"
-    if layer == "downsample":
-        index, param = rest
-        return f"{res}.shortcut." + ("norm." if index == "1" else "") + param
-    (param,) = rest
-    if layer.startswith("bn"):
-        return f"{res}.conv{layer[2:]}.norm.{param}"
-    return f"{res}.{layer}.{param}"
-
-
-def _reference_key(ours: str) -> str:
-    """The official OV-AVSS (detectron2) name of one of our keys."""
-    for old, new in PREFIX_MAP:
-        if ours.startswith(new):
-            rest = ours[len(new) :]
-            return old + (_reference_backbone_key(rest) if new == "backbone." else rest)
-    raise AssertionError(f"no prefix for {ours}")
-
-
 def _random(shape, seed: int) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed)) * 0.02
 
@@ -92,16 +70,30 @@ def tiny_shapes() -> dict[str, torch.Size]:
 
 
 @pytest.fixture(scope="module")
-def tiny_reference(tiny_shapes) -> dict[str, torch.Tensor]:
-    """A reference-format OV-AVSS state dict with the tiny preset's shapes, plus the dropped constants."""
-    state = {_reference_key(key): _random(shape, i) for i, (key, shape) in enumerate(tiny_shapes.items())}
-    assert len(state) == len(tiny_shapes)
-    # the inverse above must agree with the package's key map, key for key
-    assert {map_reference_key(key) for key in state} == set(tiny_shapes)
-    state["criterion.empty_weight"] = torch.ones(3)
-    state["clip_adapter.pixel_mean"] = torch.zeros(3)
-    state["clip_adapter.pixel_std"] = torch.ones(3)
-    return state
+def tiny_reference(reference_fixture, tiny_shapes) -> dict[str, torch.Tensor]:
+    """A reference-format OV-AVSS state dict with the tiny preset's shapes, plus the dropped constants.
+
+    Its key names are the official R50 model's, as captured (``state_dict_keys.json``), never built from
+    our key map: the tiny preset keeps a subset of the R50 keys (fewer blocks and layers), which are
+    selected through the map, and every tiny key must be hit by exactly one captured key, so a wrong
+    rename leaves a tiny key uncovered and fails here.
+    """
+    captured = [entry["key"] for entry in reference_entries(reference_fixture)]
+    kept = [key for key in captured if key in DROPPED_CONSTANTS or _mapped(key) in tiny_shapes]
+    assert sorted(_mapped(key) for key in kept if key not in DROPPED_CONSTANTS) == sorted(tiny_shapes)
+    constants = {"criterion.empty_weight": torch.ones(3), "clip_adapter.pixel_mean": torch.zeros(3),
+                 "clip_adapter.pixel_std": torch.ones(3)}  # fmt: skip
+    return {
+        key: constants[key] if key in constants else _random(tiny_shapes[_mapped(key)], i)
+        for i, key in enumerate(kept)
+    }
+
+
+def _mapped(key: str) -> str | None:
+    try:
+        return map_reference_key(key)
+    except KeyError:
+        return None
 
 
 def _save_pth(path: Path, state: dict[str, torch.Tensor]) -> Path:
@@ -379,6 +371,36 @@ def test_key_map_renames_detectron2_names():
         map_reference_key("sem_seg_head.something_else.weight")
 
 
+@pytest.mark.parametrize(("fixture_name", "preset"), [("reference_fixture", "ovavss-r50"), ("swinb_fixture", "ovavss-swinb")])
+def test_key_map_covers_the_captured_official_state_dict(request, fixture_name, preset):
+    """Every key of the official model's state_dict (names and shapes as captured from the reference code)
+    lands on one of ours with the same shape, and every one of ours is hit exactly once."""
+    from ovavss_cli.models.convert import detect_preset
+
+    entries = reference_entries(request.getfixturevalue(fixture_name))
+    assert detect_preset({entry["key"]: None for entry in entries}) == preset
+    ours = expected_shapes(preset_config(preset))
+    unmapped = [entry["key"] for entry in entries if entry["key"] not in DROPPED_CONSTANTS and _mapped(entry["key"]) is None]
+    assert unmapped == []
+    assert sorted(entry["key"] for entry in entries if entry["key"] in DROPPED_CONSTANTS) == sorted(DROPPED_CONSTANTS)
+    mapped = [(_mapped(entry["key"]), tuple(entry["shape"])) for entry in entries if entry["key"] not in DROPPED_CONSTANTS]
+    assert sorted(key for key, _ in mapped) == sorted(ours)  # one-to-one: nothing missing, nothing twice
+    wrong = [(key, shape, tuple(ours[key])) for key, shape in mapped if tuple(ours[key]) != shape]
+    assert wrong == []
+
+
+def test_key_map_covers_the_captured_mask2former_keys(captured_file):
+    """The Mask2Former R50 COCO keys (captured from its code) land on ours, except the 80-class head."""
+    entries = json.loads(captured_file("mask2former-r50-coco-keys.json").read_text())["entries"]
+    ours = expected_shapes(preset_config("ovavss-r50"))
+    mismatched = sorted(
+        entry["key"] for entry in entries
+        if entry["key"] not in DROPPED_CONSTANTS and tuple(ours[map_reference_key(entry["key"])]) != tuple(entry["shape"])
+    )  # fmt: skip
+    assert mismatched == ["sem_seg_head.predictor.class_embed.bias", "sem_seg_head.predictor.class_embed.weight"]
+    assert len({map_reference_key(entry["key"]) for entry in entries}) == len(entries)
+
+
 # ---------------------------------------------------------------------------------------- convert
 
 
@@ -612,7 +634,8 @@ def test_convert_mask2former_pickle_to_init(cli, tmp_path, tiny_reference, tiny_
     src = tmp_path / "model_final_tiny.pkl"
     src.write_bytes(pickle.dumps({"model": zoo, "__author__": "Detectron2 Model Zoo"}))
     dst = tmp_path / "init.safetensors"
-    result = cli("convert", src, "--out", dst, "--preset", TINY)
+    # --init-mode full: every tensor that fits (what the reference's checkpointer fills: test_mask2former_init.py)
+    result = cli("convert", src, "--out", dst, "--preset", TINY, "--init-mode", "full")
     assert result.exit_code == 0, result.output
 
     checkpoint = read_checkpoint(dst)
@@ -633,6 +656,6 @@ def test_convert_mask2former_pickle_to_init(cli, tmp_path, tiny_reference, tiny_
     # the Mask2Former parts themselves are still required
     partial = {k: v for k, v in zoo.items() if k != "sem_seg_head.pixel_decoder.mask_features.weight"}
     src.write_bytes(pickle.dumps({"model": partial}))
-    result = cli("convert", src, "--out", tmp_path / "partial.safetensors", "--preset", TINY)
+    result = cli("convert", src, "--out", tmp_path / "partial.safetensors", "--preset", TINY, "--init-mode", "full")
     _one_line_error(result, "1 model keys missing (e.g. pixel_decoder.mask_features.weight")
     assert not (tmp_path / "partial.safetensors").exists()

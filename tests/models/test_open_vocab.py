@@ -191,14 +191,17 @@ def test_forward_chunking_and_options_change_only_what_they_should():
 
 
 def test_forward_fast_mode_sends_only_selected_queries():
-    model = tiny_classifier(max_clip_queries=1)
+    model = tiny_classifier()
     frames, mask_logits = _clip_inputs()
     pred_logits = torch.tensor([[0.0, 3.0], [4.0, 0.0], [0.0, 0.0]])  # query 1 sounds most
-    out = model(frames, mask_logits, (32, 32), ["dog"], pred_logits=pred_logits)
+    out = model(frames, mask_logits, (32, 32), ["dog"], pred_logits=pred_logits, clip_queries=1)
     assert out.valid.tolist() == [[False, True, False], [False, False, False]]
     assert out.query_ids.tolist() == [1]
     with pytest.raises(ValueError, match="pred_logits"):
-        model(frames, mask_logits, (32, 32), ["dog"])
+        model(frames, mask_logits, (32, 32), ["dog"], clip_queries=1)
+    for bad in (0, -2):
+        with pytest.raises(OvavssError, match="--clip-queries"):
+            model(frames, mask_logits, (32, 32), ["dog"], pred_logits=pred_logits, clip_queries=bad)
 
 
 def test_forward_with_vocab_of_one_and_with_no_valid_mask():
@@ -228,7 +231,7 @@ def test_bad_vocabulary_is_a_user_error(vocab, message):
 
 
 @pytest.mark.parametrize(
-    "option", [{"crop_fill": "grey"}, {"square_anchor": "middle"}, {"templates": "imagenet"}, {"max_clip_queries": 0}]
+    "option", [{"crop_fill": "grey"}, {"square_anchor": "middle"}, {"templates": "imagenet"}, {"image_size": 0}]
 )
 def test_bad_config_is_a_user_error(option):
     with pytest.raises(OvavssError, match="open-vocabulary config"):

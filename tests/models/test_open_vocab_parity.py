@@ -110,18 +110,15 @@ def test_image_features_and_crop_logits_match_for_a_subset(classifier, crops, fi
 
 def test_forward_end_to_end_on_the_most_sounding_queries(reference_fixture, classifier, fixture_data):
     """forward() in fast mode (2 queries x 5 frames) with 3 names, against the reference's logits."""
-    classifier.config.max_clip_queries = 2
-    try:
-        names = [fixture_data["class_names"][i] for i in CLASS_SUBSET]
-        out = classifier(
-            fixture_data["frames_resized_rgb_uint8"],
-            fixture_data["pred_masks"][0],
-            PADDED_SIZE,
-            names,
-            pred_logits=fixture_data["pred_logits"][0],
-        )
-    finally:
-        classifier.config.max_clip_queries = None
+    names = [fixture_data["class_names"][i] for i in CLASS_SUBSET]
+    out = classifier(
+        fixture_data["frames_resized_rgb_uint8"],
+        fixture_data["pred_masks"][0],
+        PADDED_SIZE,
+        names,
+        pred_logits=fixture_data["pred_logits"][0],
+        clip_queries=2,
+    )
     sounding = fixture_data["pred_logits"][0].softmax(-1)[:, 0]
     assert out.query_ids.tolist() == sorted(sounding.topk(2).indices.tolist())
     rows = out.crop_ids[:, 0] * 100 + out.crop_ids[:, 1]  # all 500 pairs are valid: row = frame * Q + query

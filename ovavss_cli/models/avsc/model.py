@@ -44,7 +44,6 @@ class AVSC(nn.Module):
         # Set by load_avsc: which weights these are and their sha256 (predictions.json records them).
         self.weights_id: str | None = None
         self.weights_sha256: str | None = None
-        self.precision = "fp32"  # inference autocast of the segmenter: "fp32" | "fp16" | "bf16"
         self.window_size = config.window_size  # frames per predict_clip call from the video predictor
 
     @property

@@ -29,8 +29,9 @@ from torch import Tensor
 
 from ...data.classes import S4_CATEGORY_TO_CLASS
 from ...errors import OvavssError
-from ..ovavss.predict import Detection, as_frames, frame_audio_embeddings, precision_context
+from ..ovavss.predict import Detection, as_frames, frame_audio_embeddings
 from ..ovavss.preprocess import normalize_and_pad, resize_shortest_edge
+from ..run_options import precision_context
 
 
 @dataclass
@@ -75,9 +76,11 @@ def sounding_maps(
     *,
     frame_times: Sequence[float] | None = None,
     batch_frames: int = 5,
+    precision: str = "fp32",
 ) -> SoundingMaps:
     """Sounding probabilities of a clip. frames (T, H, W, 3) uint8 RGB; audio: waveform in [-1, 1] (any rate,
-    channels averaged) or None for silence; frame k <-> the k-th 0.96-s example unless ``frame_times``."""
+    channels averaged) or None for silence; frame k <-> the k-th 0.96-s example unless ``frame_times``;
+    ``precision``: the segmenter's autocast, as OV-AVSS's (``run_options.resolve_precision``)."""
     frames = as_frames(frames)
     num_frames, height, width = frames.shape[:3]
     config = model.config
@@ -85,7 +88,7 @@ def sounding_maps(
     audio_probs = audio_probs.float().sigmoid()  # (T, K)
     resized = resize_shortest_edge(frames, config.min_size_test, config.max_size_test)
     images, image_size = normalize_and_pad(resized, config.size_divisibility)  # (T, 3, Hp, Wp)
-    autocast = precision_context(model.precision, model.device)
+    autocast = precision_context(precision, model.device)
     parts: list[tuple[Tensor, ...]] = []
     for start in range(0, num_frames, max(1, batch_frames)):
         stop = start + max(1, batch_frames)
@@ -129,12 +132,22 @@ def predict_clip(
     *,
     frame_times: Sequence[float] | None = None,
     batch_frames: int = 5,
+    precision: str = "fp32",
+    clip_queries: int | None = None,
 ) -> AVSCPrediction:
-    """Segment the sounding objects of a clip and paint them (see the module docstring)."""
+    """Segment the sounding objects of a clip and paint them (see the module docstring).
+
+    Same run options as OV-AVSS's ``predict_clip``; AVSC names its objects without CLIP, so there is
+    no fast mode and ``clip_queries`` must be None.
+    """
+    if clip_queries is not None:
+        raise OvavssError("--clip-queries: AVSC has no CLIP stage (the fast mode is OV-AVSS only)")
     vocab = tuple(vocab)
     if not vocab or len({_name_key(name) for name in vocab}) != len(vocab):
         raise OvavssError("vocabulary: give at least one name, each once")
-    maps = sounding_maps(model, frames, audio, sample_rate, frame_times=frame_times, batch_frames=batch_frames)
+    maps = sounding_maps(
+        model, frames, audio, sample_rate, frame_times=frame_times, batch_frames=batch_frames, precision=precision
+    )
     category_labels = category_vocabulary_labels(model.config.categories, vocab)
     if not bool(category_labels.any()):  # no name is an AVSBench category: one class-agnostic label
         category_labels = torch.ones_like(category_labels)

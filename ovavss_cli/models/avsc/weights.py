@@ -10,7 +10,6 @@ from ...device import resolve_device
 from ...errors import OvavssError
 from ...hub import resolve_weights
 from ..checkpoint import Checkpoint, read_checkpoint, save_checkpoint
-from ..ovavss.predict import PRECISIONS
 from .config import ARCHITECTURE, AVSCConfig, config_from_dict, config_to_dict
 from .model import AVSC, build_avsc
 
@@ -28,14 +27,12 @@ def save_avsc(model: AVSC, path: str | Path, *, info: dict | None = None) -> str
 
 
 def avsc_from_checkpoint(
-    checkpoint: Checkpoint, weights_id: str | None = None, device: str | torch.device = "cpu", precision: str = "fp32"
+    checkpoint: Checkpoint, weights_id: str | None = None, device: str | torch.device = "cpu"
 ) -> AVSC:
     """The AVSC model a read checkpoint holds, in eval mode on ``device`` (every tensor must fit, strictly)."""
     if checkpoint.kind != "model" or checkpoint.config.get("architecture") != ARCHITECTURE:
         what = checkpoint.config.get("architecture") or checkpoint.kind
         raise OvavssError(f"holds '{what}' weights, not an AVSC model", path=checkpoint.path)
-    if precision not in PRECISIONS:
-        raise OvavssError(f"--precision: must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     model = build_avsc(config_from_dict(checkpoint.config["model"]))
     result = model.load_state_dict(checkpoint.state, strict=False)
     if result.missing_keys or result.unexpected_keys:
@@ -46,12 +43,11 @@ def avsc_from_checkpoint(
             path=checkpoint.path,
         )
     model.weights_id, model.weights_sha256 = weights_id or str(checkpoint.path), checkpoint.sha256
-    model.precision = precision
     return model.to(resolve_device(device)).eval()
 
 
-def load_avsc(path_or_name: str, device: str | torch.device = "cpu", precision: str = "fp32") -> AVSC:
+def load_avsc(path_or_name: str, device: str | torch.device = "cpu") -> AVSC:
     """Load an AVSC model: a ``.safetensors`` path, a registry name or ``hf://org/repo[/file]``."""
     resolved = resolve_weights(path_or_name)
     checkpoint = read_checkpoint(resolved.path, expected_sha256=resolved.expected_sha256)
-    return avsc_from_checkpoint(checkpoint, resolved.weights_id, device, precision)
+    return avsc_from_checkpoint(checkpoint, resolved.weights_id, device)

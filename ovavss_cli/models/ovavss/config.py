@@ -106,4 +106,8 @@ def config_to_dict(config: OVAVSSConfig) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any]) -> OVAVSSConfig:
     """Inverse of :func:`config_to_dict`; an OvavssError names any field that does not fit."""
+    open_vocab = data.get("open_vocab")
+    if isinstance(open_vocab, dict) and open_vocab.get("max_clip_queries", 0) is None:
+        # Written before the fast mode became a run option (``clip_queries``); null meant "all queries".
+        data = {**data, "open_vocab": {k: v for k, v in open_vocab.items() if k != "max_clip_queries"}}
     return from_dict(OVAVSSConfig, data, "model config")

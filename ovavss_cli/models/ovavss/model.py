@@ -32,7 +32,6 @@ class OVAVSS(nn.Module):
         # Set by load_model: which weights these are (registry name / path / hf:// id) and their sha256.
         self.weights_id: str | None = None
         self.weights_sha256: str | None = None
-        self.precision = "fp32"  # inference autocast: "fp32" (parity) | "fp16" | "bf16"
 
     @property
     def device(self) -> torch.device:

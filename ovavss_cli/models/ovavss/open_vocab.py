@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from ...errors import OvavssError
+from ..run_options import check_clip_queries
 from .text_cache import TextEmbeddingCache, is_text_tower_tensor, text_embedding_key, text_tower_fingerprint
 
 #: The 14 "vild" prompt templates, verbatim (including the inconsistent trailing periods).
@@ -80,9 +81,7 @@ class OpenVocabConfig:
     (CLIP's mean colour, which the paper's figure shows). ``square_anchor`` places the square crop box:
     ``"top-left"`` (reference quirk, :func:`square_box_top_left`) or ``"center"`` (:func:`square_box_center`).
 
-    ``max_clip_queries`` is a fast mode, off by default: only that many queries, the ones with the highest
-    learned sounding score ``softmax(pred_logits)[:, 0]``, are sent to CLIP (the reference sends all
-    100). Its accuracy cost is unknown until measured on AVSBench-OV.
+    The fast mode is a run option, not part of the config: ``forward(..., clip_queries=K)``.
 
     ``min_sounding_score``, off by default, sends only queries whose learned sounding score exceeds it:
     the reference ignores that score at inference, so any non-empty mask of a silent object can be
@@ -98,7 +97,6 @@ class OpenVocabConfig:
     crop_fill: str = "black"
     square_anchor: str = "top-left"
     crop_batch_size: int = 16
-    max_clip_queries: int | None = None
     min_sounding_score: float | None = None
 
     def __post_init__(self) -> None:
@@ -107,7 +105,6 @@ class OpenVocabConfig:
             (self.crop_fill in CROP_FILLS, f"crop_fill must be one of {CROP_FILLS}"),
             (self.square_anchor in SQUARE_ANCHORS, f"square_anchor must be one of {SQUARE_ANCHORS}"),
             (self.image_size >= 1 and self.crop_batch_size >= 1, "image_size and crop_batch_size must be >= 1"),
-            (self.max_clip_queries is None or self.max_clip_queries >= 1, "max_clip_queries must be >= 1"),
             (
                 self.min_sounding_score is None or 0 <= self.min_sounding_score < 1,
                 "min_sounding_score must be in [0, 1)",
@@ -404,22 +401,25 @@ class OpenVocabClassifier(nn.Module):
         vocab: Sequence[str],
         pred_logits: Tensor | None = None,
         progress: Progress | None = None,
+        clip_queries: int | None = None,
     ) -> OpenVocabOutput:
         """Score one clip's masks against a vocabulary.
 
         frames (T, 3, H, W): the unpadded model-input frames, RGB 0..255 (uint8 or float).
         mask_logits (Q, T, h, w): decoder masks for the padded input of ``padded_size`` (Hpad, Wpad).
-        pred_logits (Q, 2): decoder class logits; needed only by the fast mode (``max_clip_queries``).
+        pred_logits (Q, 2): decoder class logits; needed only by the fast mode and ``min_sounding_score``.
         progress: a caller's rich Progress to show the CLIP crops on (a task is added, then removed).
+        clip_queries: the fast mode, off (None) by default: only that many queries, the ones with the
+        highest learned sounding score ``softmax(pred_logits)[:, 0]``, are sent to CLIP (the reference
+        sends all of them); ``bench/clip_latency.py`` measures what it costs.
         """
+        check_clip_queries(clip_queries)
         text = self.text_embeddings(vocab, progress)  # (V, D)
         candidates = None
-        if self.config.max_clip_queries is not None or self.config.min_sounding_score is not None:
+        if clip_queries is not None or self.config.min_sounding_score is not None:
             if pred_logits is None:
-                raise ValueError("max_clip_queries / min_sounding_score need pred_logits")
-            candidates = sounding_query_mask(
-                pred_logits.to(self.device), self.config.max_clip_queries, self.config.min_sounding_score
-            )
+                raise ValueError("clip_queries / min_sounding_score need pred_logits")
+            candidates = sounding_query_mask(pred_logits.to(self.device), clip_queries, self.config.min_sounding_score)
         crops = locate_mask_crops(
             mask_logits.to(self.device), padded_size, self.config.image_size, self.config.square_anchor, candidates
         )

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ...data.audio import REFERENCE_NUM_EXAMPLES, TARGET_RATE, log_mel_examples, log_mel_examples_at
 from ...errors import OvavssError
+from ..run_options import precision_context
 from .open_vocab import OpenVocabOutput, check_vocabulary
 from .postprocess import KeptMask, PostprocessConfig, postprocess
 from .preprocess import normalize_and_pad, resize_shortest_edge
@@ -100,21 +101,6 @@ def frame_audio_embeddings(
     return model.embed_audio(examples)  # (T, A)
 
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def precision_context(precision: str, device: torch.device) -> torch.autocast:
-    """Autocast for inference: fp32 (default, the parity path), or fp16 / bf16 mixed precision.
-
-    The reference evaluates under CUDA fp16 autocast with the pixel decoder forced to fp32; our pixel
-    decoder and CLIP similarities keep fp32 under autocast the same way.
-    """
-    if precision not in PRECISIONS:
-        raise OvavssError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    dtype = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
 def _window_starts(num_frames: int, window: int) -> list[int]:
     return list(range(0, num_frames, window))
 
@@ -137,11 +123,16 @@ def predict_clip(
     frame_times: Sequence[float] | None = None,
     batch_windows: int = 1,
     progress: Progress | None = None,
+    precision: str = "fp32",
+    clip_queries: int | None = None,
 ) -> ClipPrediction:
     """Segment the sounding objects of a clip and name them with ``vocab``.
 
     frames: (T, H, W, 3) uint8 RGB at the original size; audio: waveform in [-1, 1] covering the clip
     (any rate: resampled to 16 kHz; several channels: averaged), or None for silence.
+    precision: "fp32" (parity), "fp16", "bf16" or "auto" (``run_options.resolve_precision``): the autocast of
+    the segmenter and the CLIP towers. clip_queries: the fast mode (only the K queries most likely to
+    be sounding go to CLIP; None = all, the reference).
     """
     vocab = tuple(vocab)
     check_vocabulary(vocab)
@@ -158,7 +149,7 @@ def predict_clip(
     frames_chw = resized.permute(0, 3, 1, 2)  # (T, 3, h, w) uint8: what CLIP crops
 
     starts = _window_starts(num_frames, window)
-    autocast = precision_context(model.precision, device)
+    autocast = precision_context(precision, device)
     logits_out, masks_out, windows, label_maps, detections = [], [], [], [], []
     postprocess_config = PostprocessConfig(score_threshold=threshold)
     for first in range(0, len(starts), max(1, batch_windows)):
@@ -174,7 +165,9 @@ def predict_clip(
             masks = outputs["pred_masks"][offset, :, :real]  # (Q, real, Hp/4, Wp/4)
             window_frames, window_logits = frames_chw[start : start + real], outputs["pred_logits"][offset]
             with autocast:
-                named = model.open_vocab(window_frames, masks, padded_size, vocab, window_logits, progress)
+                named = model.open_vocab(
+                    window_frames, masks, padded_size, vocab, window_logits, progress, clip_queries=clip_queries
+                )
             painted = postprocess(
                 named.class_probs, named.query_ids, masks, padded_size, image_size, (height, width), postprocess_config
             )
