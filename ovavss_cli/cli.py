@@ -264,13 +264,21 @@ def predict_cmd(
     model: str | None = typer.Option(
         None, "--model", help="ovavss | avsc: check that the weights hold this model (they decide it anyway)."
     ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Skip inputs whose complete output (same weights and options) exists; redo the rest."
+    ),
+    report_file: Path | None = typer.Option(
+        None, "--report", help="Job report JSON (default with several inputs: <out>/predict-report.json)."
+    ),
 ) -> None:
-    """Segment and name the sounding objects of video files with an open vocabulary."""
+    """Segment and name the sounding objects of video files with an open vocabulary (torchrun: sharded)."""
     from .inference.predictor import PredictOptions, run_predict
 
-    options = PredictOptions(vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model)
+    options = PredictOptions(
+        vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, resume, report_file
+    )
     report = run_predict(inputs, options)
-    for _, folder in report.outputs:
+    for _, folder in report.outputs if report.main_process else ():
         typer.echo(folder)
     if report.failures:
         raise typer.Exit(code=report.exit_code)
