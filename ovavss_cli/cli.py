@@ -332,17 +332,23 @@ def predict_cmd(
     ),
     precision: str = PRECISION_OPTION,
     clip_queries: str = CLIP_QUERIES_OPTION,
+    resume: bool = typer.Option(
+        False, "--resume", help="Skip inputs whose complete output (same weights and options) exists; redo the rest."
+    ),
+    report_file: Path | None = typer.Option(
+        None, "--report", help="Job report JSON (default with several inputs: <out>/predict-report.json)."
+    ),
 ) -> None:
-    """Segment and name the sounding objects of video files with an open vocabulary."""
+    """Segment and name the sounding objects of video files with an open vocabulary (torchrun: sharded)."""
     from .inference.predictor import PredictOptions, run_predict
     from .models.run_options import parse_clip_queries
 
     options = PredictOptions(
         vocab, weights, out, fps, threshold, device, allow_silent, not no_video, force, model, audio=audio,
-        precision=precision, clip_queries=parse_clip_queries(clip_queries),
+        precision=precision, clip_queries=parse_clip_queries(clip_queries), resume=resume, report=report_file,
     )  # fmt: skip
     report = run_predict(inputs, options)
-    for _, folder in report.outputs:
+    for _, folder in report.outputs if report.main_process else ():
         typer.echo(folder)
     if report.failures:
         raise typer.Exit(code=report.exit_code)

@@ -15,8 +15,11 @@ from rich.progress import (
 console = Console(stderr=True)
 
 
-def make_progress(*extra_columns, transient: bool = False) -> Progress:
-    """A progress bar with count, elapsed time and ETA; ``extra_columns`` go before the timing."""
+def make_progress(*extra_columns, transient: bool = False, disable: bool = False) -> Progress:
+    """A progress bar with count, elapsed time and ETA; ``extra_columns`` go before the timing.
+
+    ``disable``: show nothing (the ranks other than 0 of a torchrun job).
+    """
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -26,4 +29,5 @@ def make_progress(*extra_columns, transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=transient,
+        disable=disable,
     )

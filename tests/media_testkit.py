@@ -101,6 +101,36 @@ def _write_audio(container, stream, channels: int, seconds: float, delay: float)
     container.mux(stream.encode(None))
 
 
+def make_audio_with_cover(path: Path, seconds: float = 1.0) -> Path:
+    """An audio file (mp3 / m4a by suffix) with embedded cover art: a JPEG in an attached-picture stream."""
+    import io
+
+    from PIL import Image
+
+    cover = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(cover, "JPEG")
+    codec = "libmp3lame" if path.suffix == ".mp3" else "aac"
+    with av.open(str(path), "w", format="mp3" if path.suffix == ".mp3" else "mp4") as container:
+        audio = container.add_stream(codec, rate=44100)
+        audio.layout = "mono"
+        picture = container.add_stream("mjpeg")
+        picture.width = picture.height = 32
+        picture.pix_fmt = "yuvj420p"
+        picture.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cover.getvalue())
+        packet.stream, packet.pts, packet.dts = picture, 0, 0
+        container.mux(packet)
+        _write_audio(container, audio, 1, seconds, 0.0)
+    return path
+
+
+def make_still_image(path: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(frame_code(3, 48, 64)).save(path)
+    return path
+
+
 @dataclass
 class BoxDetection:
     frame_window: int

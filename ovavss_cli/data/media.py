@@ -50,6 +50,9 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
      ".3gp", ".ogv"}
 )  # fmt: skip
+#: Audio files and still images: a folder run lists them to say why they are skipped (see ``probe``).
+AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus", ".wma"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
 #: Seconds of audio kept on each side of a window's first/last frame time: the model's 0.96-s
 #: example centred on a frame reaches 0.4875 s to each side; the rest is slack for its framing.
@@ -144,13 +147,46 @@ def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
         container.close()
 
 
+class NotAVideoError(OvavssError):
+    """The file is media, but not a video: an audio file (perhaps with cover art) or a still image.
+
+    Folder runs skip such files with this message instead of counting them as failures.
+    """
+
+
+#: FFmpeg demuxers that read single pictures (``image2`` for files by extension, ``*_pipe`` by content).
+_IMAGE_DEMUXERS = ("image2", "image2pipe")
+
+
+def video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
+    """The first real video stream: attached pictures (an audio file's cover art) are not video."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _is_still_image(container: av.container.InputContainer, stream: av.VideoStream) -> bool:
+    name = container.format.name
+    if name in _IMAGE_DEMUXERS or name.endswith("_pipe"):
+        return True
+    return bool(stream.disposition & av.stream.Disposition.still_image)
+
+
 def probe(path: str | Path) -> VideoInfo:
-    """Read a video's size, rate, duration, rotation and audio layout; decodes only the first frame."""
+    """Read a video's size, rate, duration, rotation and audio layout; decodes only the first frame.
+
+    An audio file (cover art included) and a still image raise :class:`NotAVideoError`.
+    """
     path = Path(path)
     with open_media(path) as container:
-        if not container.streams.video:
+        stream = video_stream(container)
+        if stream is None:
+            if container.streams.audio:
+                raise NotAVideoError("is an audio file (no video stream to segment)", path=path)
             raise OvavssError("has no video stream", path=path)
-        stream = container.streams.video[0]
+        if _is_still_image(container, stream):
+            raise NotAVideoError("is a still image, not a video", path=path)
         first = next(container.decode(stream), None)
         if first is None:
             raise OvavssError("the video stream has no decodable frames", path=path)
@@ -218,7 +254,7 @@ def iter_sampled_frames(path: str | Path, fps: float, info: VideoInfo | None = N
     """Stream the sampled frames of a video (decoding as it goes; nothing is read ahead)."""
     info = info or probe(path)
     with open_media(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         decoded = _timed_frames(container.decode(stream), info.start_time, info.frame_duration)
         for k, sample_time, time, frame in sample_nearest(decoded, fps, info.frame_duration):
@@ -431,12 +467,22 @@ def _make_window(index: int, frames: Sequence[SampledFrame], cursor: AudioCursor
 # writing
 
 
+def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled down so that the longer side is at most ``max_side`` (even sizes), else as is."""
+    longest = max(width, height)
+    if max_side is None or longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 def write_painted_video(
     src: str | Path,
     dst: str | Path,
     paint: Callable[[np.ndarray, float], np.ndarray],
     info: VideoInfo | None = None,
     on_frame: Callable[[], None] | None = None,
+    max_side: int | None = None,
     audio: np.ndarray | None = None,
 ) -> int:
     """Re-encode ``src`` into the MP4 ``dst`` with ``paint(frame (H, W, 3) uint8, time) -> frame`` applied.
@@ -444,13 +490,19 @@ def write_painted_video(
     Frames keep their own timestamps (variable frame rate survives); the audio, if any, is
     re-encoded to AAC (mono stays mono, anything else becomes stereo), or replaced by ``audio``
     (16 kHz mono from the first video frame, as given to :func:`iter_windows`). Written atomically.
-    Returns the number of video frames written.
+    With ``max_side``, frames larger than that are scaled down (by FFmpeg, while converting to RGB)
+    before ``paint`` sees them and the video is written at that size: painting and encoding a 4K
+    picture per frame would cost seconds. Returns the number of video frames written.
     """
     src = Path(src)
     info = info or probe(src)
-    width, height = info.width + info.width % 2, info.height + info.height % 2
+    scaled = working_size(info.width, info.height, max_side)
+    width, height = scaled[0] + scaled[0] % 2, scaled[1] + scaled[1] % 2
+    # Decoded frames are not yet upright: a quarter turn swaps the size to ask FFmpeg for.
+    decoded_size = scaled[::-1] if info.rotation in (90, 270) else scaled
+    size = None if scaled == (info.width, info.height) else decoded_size
     with open_media(src) as source, atomic_path(dst) as tmp, av.open(str(tmp), "w", format="mp4") as sink:
-        video_in = source.streams.video[0]
+        video_in = video_stream(source)
         video_in.thread_type = "AUTO"
         video_out = _add_video_stream(sink, video_in, width, height)
         audio_in = source.streams.audio[0] if source.streams.audio and audio is None else None
@@ -478,7 +530,7 @@ def write_painted_video(
                 if pts <= last_pts:  # two frames closer than the output clock resolves
                     continue
                 last_pts = pts
-                image = paint(_upright_rgb(frame, info.rotation), time)
+                image = paint(_upright_rgb(frame, info.rotation, size), time)
                 out_frame = av.VideoFrame.from_ndarray(_pad_to_even(image), format="rgb24")
                 out_frame.pts, out_frame.time_base = pts, out_base
                 sink.mux(video_out.encode(out_frame))
@@ -561,8 +613,12 @@ def _rotation(frame: av.VideoFrame) -> int:
     return int(round((frame.rotation or 0) / 90.0)) % 4 * 90
 
 
-def _upright_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
-    image = frame.to_ndarray(format="rgb24")
+def _upright_rgb(frame: av.VideoFrame, rotation: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The frame as (H, W, 3) uint8 RGB as displayed; ``size`` (width, height, before rotation) rescales it."""
+    if size is None:
+        image = frame.to_ndarray(format="rgb24")
+    else:
+        image = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
     if rotation:
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
     return image

@@ -134,3 +134,12 @@ def gather_objects(value: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's ``value`` on every process (``value`` itself in a single process)."""
+    if not is_distributed():
+        return value
+    holder = [value if is_main_process() else None]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]

@@ -13,7 +13,8 @@ An output folder holds:
   column-major, starting with a background run (``pycocotools.mask.frPyObjects`` reads it).
   Top-level keys are indented; each frame is one line, so the file stays readable and greppable.
   The file is written as frames arrive, so memory does not grow with the video's length;
-* ``overlay.mp4`` (unless ``--no-video``), see ``data.media.write_painted_video``.
+* ``overlay.mp4`` (unless ``--no-video``), see ``data.media.write_painted_video``; its longer side is
+  at most ``OVERLAY_MAX_SIDE`` (larger videos are scaled down; the masks keep the full size).
 
 The whole folder is built in a hidden temporary sibling and renamed into place at the end
 (``atomic.atomic_dir``): a reader never sees a half-written result, and an existing folder is only
@@ -44,6 +45,8 @@ FORMAT = "ovavss-predictions/1"
 PREDICTIONS_FILE = "predictions.json"
 MASKS_DIR = "masks"
 OVERLAY_FILE = "overlay.mp4"
+#: overlay.mp4's longer side at most (a 4K video is painted and encoded at 1280 px: fast, and plenty to watch).
+OVERLAY_MAX_SIDE = 1280
 
 
 # ---------------------------------------------------------------------------------------------

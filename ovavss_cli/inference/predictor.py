@@ -11,7 +11,8 @@ scores, streaming window by window so memory does not grow with the video's leng
 
 ``predict_to_folder`` adds the writers (mask PNGs, predictions.json, overlay.mp4), and
 ``run_predict`` is ``ovavss predict``: several inputs, one bad file reported and the rest still
-processed.
+processed, resumable, sharded over the processes of a ``torchrun`` job (``predict_jobs``).
+While the model runs on one window, the next ones are decoded in a thread (``decode_ahead``).
 
 The model is used only through its documented API: ``window_size``, ``device``, ``weights_id``,
 ``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times,
@@ -23,20 +24,21 @@ itself), which bounds memory and makes every detection of a call belong to all i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.text import Text
+from PIL import Image
+from rich.progress import Progress
 
 from .. import __version__
-from ..console import console, make_progress
+from ..console import make_progress
 from ..data.audio_conditions import AudioReplacement, load_replacement
 from ..data.labelmap import read_label_png
 from ..data.media import (
-    VIDEO_EXTENSIONS,
     MediaWindow,
     VideoInfo,
     expected_samples,
@@ -44,13 +46,17 @@ from ..data.media import (
     probe,
     write_painted_video,
 )
+from ..data.prefetch import decode_ahead
 from ..data.vocab import parse_vocab
 from ..device import resolve_device
+from ..engine.distributed import broadcast_object
 from ..errors import OvavssError
 from ..hub import DEFAULT_WEIGHTS
 from ..models.run_options import check_clip_queries, resolve_precision
 from ..viz.overlay import OverlayPainter, vocab_colours
-from .outputs import OVERLAY_FILE, PredictionWriter, mask_file, output_folder, unique_folder
+from .outputs import OVERLAY_FILE, OVERLAY_MAX_SIDE, PredictionWriter, mask_file, output_folder
+from .predict_jobs import InputRecord, PredictReport, finish_report, plan_job, print_failure, run_job
+from .sharding import sharded_processes
 
 SAMPLING_NOTE = (
     "sample k is the decoded frame nearest to (k + 0.5) / sample_fps seconds after the first frame; "
@@ -84,6 +90,7 @@ class VideoPredictor:
         audio: AudioReplacement | None = None,
         precision: str = "auto",
         clip_queries: int | None = None,
+        decode_ahead: int = 2,
     ):
         if not fps > 0:
             raise OvavssError(f"--fps must be positive, got {fps}")
@@ -98,6 +105,7 @@ class VideoPredictor:
         self.audio = audio  # None: the video's own sound
         self.precision = resolve_precision(precision, model.device)
         self.clip_queries = clip_queries
+        self.decode_ahead = decode_ahead  # windows decoded and prepared while the model runs (0: none)
 
     def replacement_track(self, path: str | Path, info: VideoInfo) -> np.ndarray | None:
         """The 16-kHz track the model hears instead of the video's own (None: its own)."""
@@ -117,7 +125,7 @@ class VideoPredictor:
         info = info or probe(path)
         track = track if track is not None else self.replacement_track(path, info)
         windows = iter_windows(path, self.fps, self.model.window_size, self.allow_silent, info, replacement_audio=track)
-        for window in windows:
+        for window in decode_ahead(windows, self.decode_ahead):
             yield from self._predict_window(window)
 
     def _predict_window(self, window: MediaWindow) -> Iterator[FramePrediction]:
@@ -173,26 +181,43 @@ class VideoPredictor:
             "silent_audio": self.audio.source == "silence" if self.audio else not info.has_audio,
         }
 
-    def predict_to_folder(self, path: str | Path, out: Path, write_video: bool = True, force: bool = False) -> Path:
-        """Predict one video into the output folder ``out`` (built aside, published when complete)."""
+    def predict_to_folder(
+        self,
+        path: str | Path,
+        out: Path,
+        write_video: bool = True,
+        force: bool = False,
+        progress: Progress | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ) -> Path:
+        """Predict one video into the output folder ``out`` (built aside, published when complete).
+
+        ``progress``: the (running) bar to add this video's tasks to (default: a new one);
+        ``on_frame`` is called after each sampled frame is written.
+        """
         path = Path(path)
         info = probe(path)
         track = self.replacement_track(path, info)
-        with make_progress() as progress, output_folder(out, force) as folder:
+        with contextlib.ExitStack() as stack:
+            progress = progress or stack.enter_context(make_progress())
+            folder = stack.enter_context(output_folder(out, force))
             task = progress.add_task(f"{path.name}: frames", total=expected_samples(info.duration, self.fps))
             with PredictionWriter(folder, self.header(path, info), self.vocab) as writer:
                 for frame in self.predict_frames(path, info, track):
                     writer.add(frame)
                     progress.advance(task)
+                    if on_frame is not None:
+                        on_frame()
                 writer.finish({"overlay": OVERLAY_FILE if write_video else None})
-            progress.update(task, total=writer.frame_count, completed=writer.frame_count)
+            progress.update(task, total=writer.frame_count, completed=writer.frame_count, visible=False)
             if write_video:
                 task = progress.add_task(f"{path.name}: overlay.mp4", total=max(1, round(info.duration * info.fps)))
                 painter = _MaskOverlay(folder, self.vocab, self.fps, writer.frame_count)
                 written = write_painted_video(
-                    path, folder / OVERLAY_FILE, painter, info, lambda: progress.advance(task), audio=track
+                    path, folder / OVERLAY_FILE, painter, info, lambda: progress.advance(task), OVERLAY_MAX_SIDE,
+                    audio=track,
                 )
-                progress.update(task, total=written, completed=written)
+                progress.update(task, total=written, completed=written, visible=False)
         return out
 
 
@@ -210,7 +235,10 @@ class _MaskOverlay:
         index = min(max(int(time * self.fps), 0), self.count - 1)
         if index != self._index:
             self._index = index
-            self._label_map, _ = read_label_png(self.folder / mask_file(index))
+            label_map, _ = read_label_png(self.folder / mask_file(index))
+            if label_map.shape != image.shape[:2]:  # overlay.mp4 is painted at a bounded working size
+                label_map = np.asarray(Image.fromarray(label_map).resize(image.shape[1::-1], Image.Resampling.NEAREST))
+            self._label_map = label_map
         return self.painter.paint(image, self._label_map, key=index)
 
 
@@ -235,92 +263,37 @@ class PredictOptions:
     audio: str | None = None  # "silence" | "noise" | a media file whose audio replaces the videos' own
     precision: str = "auto"  # fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA)
     clip_queries: int | None = None  # the fast mode: queries sent to CLIP per window (None = all)
-
-
-@dataclass
-class PredictReport:
-    outputs: list[tuple[Path, Path]] = field(default_factory=list)  # (input, output folder)
-    failures: list[str] = field(default_factory=list)  # one line each
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failures else 0
-
-
-def expand_inputs(inputs: Sequence[Path]) -> tuple[list[Path], list[str]]:
-    """Files stay as given; a folder contributes its video files (by extension, sorted, not recursive).
-
-    Returns (videos, one-line problems for inputs that give nothing).
-    """
-    videos, problems = [], []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            if not found:
-                problems.append(str(OvavssError("folder has no video files", path=item)))
-            videos.extend(found)
-        elif item.exists():
-            videos.append(item)
-        else:
-            problems.append(str(OvavssError("file not found", path=item)))
-    return videos, problems
-
-
-def plan_outputs(videos: Sequence[Path], out: Path | None, single_file: bool) -> list[Path]:
-    """Where each video's results go.
-
-    * no ``--out``: ``./<stem>_ovavss``, or ``_ovavss-1``, ... (a new folder, never an existing one);
-    * ``--out`` with one input file: that folder;
-    * ``--out`` with several inputs (or a folder): ``<out>/<stem>``, numbered when stems repeat
-      (an existing one needs ``--force``, as for a single ``--out``).
-    """
-    if out is not None and single_file:
-        return [out]
-    planned: list[Path] = []
-    for video in videos:
-        if out is None:
-            planned.append(unique_folder(Path.cwd(), f"{video.stem}_ovavss", taken=planned))
-        else:
-            planned.append(unique_folder(out, video.stem, taken=planned, skip_existing=False))
-    return planned
+    resume: bool = False  # skip inputs whose complete output, made the same way, exists (predict_jobs)
+    report: Path | None = None  # the job report (default for several inputs: predict_jobs.report_path)
 
 
 def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictReport:
-    """``ovavss predict``: load the model once, then predict every input; failures are collected, not fatal."""
+    """``ovavss predict``: load the model once, then predict every input (this rank's share under torchrun);
+    failures are collected, not fatal, and listed in the job report."""
     vocab = parse_vocab(options.vocab)
-    device = resolve_device(options.device)
-    resolve_precision(options.precision, device)  # a bad value fails before any work
+    resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
     check_clip_queries(options.clip_queries)
-    report = PredictReport()
-    videos, report.failures = expand_inputs(inputs)
-    for problem in report.failures:
-        _print_failure(problem)
-    if not videos:
-        return report
-    single_file = len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    targets = plan_outputs(videos, options.out, single_file)
     audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
-    from .. import load_model  # heavy (torch models); only once the inputs make sense
+    with sharded_processes(options.device) as process:
+        device = process.device
+        planned, problems = broadcast_object(plan_job(inputs, options.out, options.resume) if process.is_main else None)
+        report = PredictReport([InputRecord(problem.split(": ")[0], None, "failed", problem) for problem in problems])
+        if process.is_main:
+            for problem in problems:
+                print_failure(problem)
+        multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
+        if planned:
+            from .. import load_model  # heavy (torch models); only once the inputs make sense
 
-    model = load_model(options.weights or DEFAULT_WEIGHTS, device=device)
-    if options.model is not None and options.model != model.architecture:
-        raise OvavssError(
-            f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
-        )
-    predictor = VideoPredictor(
-        model, vocab, options.fps, options.threshold, options.allow_silent, device, audio, options.precision,
-        options.clip_queries,
-    )  # fmt: skip
-    for video, target in zip(videos, targets, strict=True):
-        try:
-            predictor.predict_to_folder(video, target, options.write_video, options.force)
-        except OvavssError as error:
-            report.failures.append(str(error))
-            _print_failure(str(error))
-            continue
-        report.outputs.append((video, target))
-    return report
-
-
-def _print_failure(message: str) -> None:
-    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)  # one line, never wrapped
+            model = load_model(options.weights or DEFAULT_WEIGHTS, device=device)
+            if options.model is not None and options.model != model.architecture:
+                raise OvavssError(
+                    f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
+                )
+            predictor = VideoPredictor(
+                model, vocab, options.fps, options.threshold, options.allow_silent, device, audio, options.precision,
+                options.clip_queries,
+            )  # fmt: skip
+            records = run_job(predictor, planned, options, process)
+            report.records += records or []
+        return finish_report(report, options, multi_input, process)

@@ -1,7 +1,7 @@
 import av
 import numpy as np
 import pytest
-from media_testkit import frame_code, loud_second, make_video, read_frame_code
+from media_testkit import frame_code, loud_second, make_audio_with_cover, make_still_image, make_video, read_frame_code
 
 from ovavss_cli.data import media
 from ovavss_cli.data.audio import resample
@@ -39,8 +39,37 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
         frame.sample_rate = 16000
         container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    with pytest.raises(OvavssError, match="has no video stream"):
+    with pytest.raises(media.NotAVideoError, match="sound.wav: is an audio file"):
         media.probe(audio_only)
+
+
+def test_cover_art_is_not_video_and_still_images_are_refused(tmp_path):
+    for name in ("song.mp3", "song.m4a"):  # the attached picture is listed as a video stream by PyAV
+        path = make_audio_with_cover(tmp_path / name)
+        with av.open(str(path)) as container:
+            (picture,) = container.streams.video
+            assert picture.disposition & av.stream.Disposition.attached_pic
+        with pytest.raises(media.NotAVideoError, match=f"{name}: is an audio file") as error:
+            media.probe(path)
+        assert "\n" not in str(error.value)
+    for name in ("photo.jpg", "photo.png"):
+        path = make_still_image(tmp_path / name)
+        with pytest.raises(media.NotAVideoError, match=f"{name}: is a still image"):
+            media.probe(path)
+
+
+def test_overlay_of_a_large_video_is_written_at_the_working_size(tmp_path):
+    path = make_video(tmp_path / "wide.mp4", seconds=0.5, fps=10, size=(320, 180))
+    sizes = []
+
+    def paint(image, time):
+        sizes.append(image.shape)
+        return image
+
+    written = media.write_painted_video(path, tmp_path / "o.mp4", paint, max_side=160)
+    assert written == 5 and set(sizes) == {(90, 160, 3)}
+    assert media.probe(tmp_path / "o.mp4").width == 160
+    assert media.working_size(4000, 3000, 1280) == (1280, 960) and media.working_size(64, 48, 1280) == (64, 48)
 
 
 def test_truncated_file_is_reported(tmp_path):

@@ -3,6 +3,7 @@
 The real model's end-to-end tests live with the model."""
 
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -12,7 +13,8 @@ from media_testkit import BoxModel, loud_second, make_video
 
 import ovavss_cli
 from ovavss_cli.errors import OvavssError
-from ovavss_cli.inference.predictor import VideoPredictor, plan_outputs
+from ovavss_cli.inference.predict_jobs import plan_outputs
+from ovavss_cli.inference.predictor import VideoPredictor
 from ovavss_cli.viz.overlay import vocab_colours
 
 
@@ -168,8 +170,19 @@ def test_cli_predict_reports_bad_inputs_and_processes_the_rest(cli, tmp_path, fa
     fake.write_text("not a video")
     result = cli("predict", fake, good, tmp_path / "missing.mov", folder, "--vocab", "dog", "--no-video")
     assert result.exit_code == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 2
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(set(errors)) == 2 and len(errors) == 4  # each as it happens, then listed again at the end
+    assert "2 of 4 inputs failed:" in lines and lines[-2:] == errors[:2]
+    report = json.loads((tmp_path / "predict-report.json").read_text())
+    assert [(Path(r["input"]).name, r["status"]) for r in report["inputs"]] == [
+        ("missing.mov", "failed"),
+        ("fake.mp4", "failed"),
+        ("good.mp4", "done"),
+        ("other.webm", "done"),
+    ]
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 2}
+    assert report["inputs"][2]["frames"] == 2 and report["inputs"][2]["seconds"] > 0
     assert any("missing.mov: file not found" in line for line in errors)
     assert any("fake.mp4: not a readable media file" in line for line in errors)
     assert result.stdout.split() == [str(tmp_path / "good_ovavss"), str(tmp_path / "other_ovavss")]
