@@ -270,7 +270,7 @@ def evaluate_object(
         predictions, first, missing = folder_probabilities(pred, dataset, clips, allow_missing)
         source = {"pred": str(pred), "naming": NAMINGS[first]}
     else:
-        predictions = model_probabilities(model, dataset, clips, precision)
+        predictions = model_probabilities(model, dataset, clips, precision=precision)
         if pred is not None:
             predictions = save_binary_masks(predictions, dataset, Path(pred))
         source = {"weights": model.weights_id, "sha256": model.weights_sha256, "saved_masks": pred and str(pred)}
