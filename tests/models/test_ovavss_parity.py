@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reference_weights import reference_state_dict
+from reference_weights import convert_reference_checkpoint
 
 from ovavss_cli import load_model
 from ovavss_cli.models.ovavss.postprocess import PostprocessConfig, postprocess
@@ -38,18 +38,10 @@ def identical_fraction(ours: torch.Tensor, theirs: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def run(reference_fixture, tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from ovavss_cli.cli import app
-
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    work = tmp_path_factory.mktemp("parity")
-    official = work / "model_ov_avss_r50.pth"
-    torch.save({"model": reference_state_dict(reference_fixture)}, official)
-    converted = work / "converted.safetensors"
-    result = CliRunner().invoke(app, ["convert", str(official), "--out", str(converted)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    official.unlink()  # 1 GB; the converted copy is all we need now
+    converted = convert_reference_checkpoint(
+        reference_fixture, tmp_path_factory.mktemp("parity"), "model_ov_avss_r50.pth"
+    )
 
     inputs = torch.load(reference_fixture / "inputs.pt", weights_only=True)
     expected = torch.load(reference_fixture / "outputs.pt", weights_only=True)

@@ -21,7 +21,7 @@ import time
 
 import pytest
 import torch
-from reference_weights import reference_entries, reference_state_dict
+from reference_weights import convert_reference_checkpoint, reference_entries
 
 from ovavss_cli import load_model
 from ovavss_cli.models.ovavss.open_vocab import crop_masked_regions, locate_mask_crops
@@ -63,18 +63,8 @@ def fixture_data(swinb_fixture) -> dict:
 @pytest.fixture(scope="module")
 def converted(swinb_fixture, tmp_path_factory):
     """``ovavss convert`` of the rebuilt official checkpoint: (path, sidecar conversion report)."""
-    from typer.testing import CliRunner
-
-    from ovavss_cli.cli import app
-
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    work = tmp_path_factory.mktemp("swinb")
-    official = work / "model_ov_avss_swinb.pth"
-    torch.save({"model": reference_state_dict(swinb_fixture)}, official)
-    out = work / "converted.safetensors"
-    result = CliRunner().invoke(app, ["convert", str(official), "--out", str(out)], catch_exceptions=False)
-    official.unlink()  # 2.4 GB; the converted copy is all we need now
-    assert result.exit_code == 0, result.output
+    out = convert_reference_checkpoint(swinb_fixture, tmp_path_factory.mktemp("swinb"), "model_ov_avss_swinb.pth")
     return out, json.loads(out.with_suffix(".json").read_text())["conversion"]
 
 
