@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ..console import make_progress
-from ..engine.distributed import ProcessInfo, gather_objects, start_processes, stop_processes
+from ..engine.distributed import ProcessInfo, gather_objects, is_main_process, start_processes, stop_processes
 
 #: Seconds between two exchanges of the progress counters.
 PROGRESS_INTERVAL_S = 0.5
@@ -61,13 +61,9 @@ def set_cpu_threads(process: ProcessInfo) -> None:
 def gather_to_main(items: list[tuple[int, Any]]) -> list[Any] | None:
     """On rank 0: every rank's ``(index, value)`` pairs merged and sorted by index, values only; else None."""
     gathered = gather_objects(items)
-    if process_rank() != 0:
+    if not is_main_process():
         return None
     return [value for _, value in sorted((pair for part in gathered for pair in part), key=lambda p: p[0])]
-
-
-def process_rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 @contextlib.contextmanager
@@ -136,4 +132,3 @@ class JobProgress:
             self._thread.join()
             dist.destroy_process_group(self._group)
         self.progress.__exit__(*exc_info)
-
