@@ -118,6 +118,9 @@ def generate_data_cmd(
     clips: int = typer.Option(9, "--clips", min=1, help="Number of clips (quirks add their own)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same files."),
     silent: int = typer.Option(0, "--silent-distractors", min=0, help="Visible but silent objects per clip."),
+    world: str = typer.Option(
+        "classic", "--world", help="classic | graded: graded ties each class's hue and tone pitch to its id (the demo's)."
+    ),
     quirks: str = typer.Option(
         "", "--quirks", help="avss only: comma-separated real-data quirks (typo, background-row, ...) or 'all'."
     ),
@@ -125,7 +128,7 @@ def generate_data_cmd(
     """Write a small synthetic AVSBench tree (real on-disk format) for trying the tools without the dataset."""
     from .data.synthetic import generate_tree
 
-    info = generate_tree(layout, out, clips, seed=seed, silent_distractors=silent, quirks=quirks)
+    info = generate_tree(layout, out, clips, seed=seed, silent_distractors=silent, quirks=quirks, world=world)
     typer.echo(f"wrote {info.root}: {len(info.clips)} clips ({layout})")
 
 

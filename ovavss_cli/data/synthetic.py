@@ -4,7 +4,9 @@ Every class has a fixed look (colour, shape, texture: :func:`class_appearance`) 
 (tone and amplitude-modulation rate: :func:`class_tone`), so a model can learn both. A clip draws
 its sounding classes (these are in ``a_obj`` and in the masks) and optional **silent distractors**
 (drawn in the frames, absent from ``a_obj``, the masks and the audio), so telling which visible
-object sounds needs the audio. A clip's ``schedule`` can make objects sound in some seconds only
+object sounds needs the audio. In the ``graded`` world (:data:`WORLDS`) a class's hue and its tone's
+pitch both grow with its id, so a model can learn the sound-to-look correspondence as a rule that holds
+for classes it never heard (novel ids sit between base ones), and distractors are kept audibly apart. A clip's ``schedule`` can make objects sound in some seconds only
 (masked in those frames, audible in those seconds). Objects sit in separate vertical bands and drift
 a little from frame to frame; a clip's randomness comes from ``(seed, uid)`` alone.
 
@@ -71,6 +73,15 @@ UNKNOWN_COLOUR = (255, 0, 255)  # no palette entry has a 255 channel
 S4_CLASSES: tuple[str, ...] = tuple(sorted(set(S4_CATEGORY_TO_CLASS.values())))
 _S4_CATEGORY = {name: category for category, name in S4_CATEGORY_TO_CLASS.items()}
 _SHAPES = ("rectangle", "ellipse", "triangle", "diamond")
+#: How class looks and sounds are assigned. ``classic``: golden-ratio hues and 1/16-octave tones from
+#: 120 Hz, unrelated to each other. ``graded``: each class has a grade (:func:`class_grade`, 0..69);
+#: hue 0..0.85 and tone 150..6000 Hz evenly spaced on the mel scale both increase with it (the bundled
+#: demo's world).
+WORLDS = ("classic", "graded")
+#: In the graded world a silent distractor's grade is at least this far from every sounding class's
+#: (about 8 VGGish mel bands), so its tone would be clearly different.
+GRADED_DISTRACTOR_GAP = 10
+_GRADED_HUE_SPAN, _GRADED_TONE_HZ = 0.85, (150.0, 6000.0)
 _TEXTURES = ("solid", "stripes", "checker")
 
 
@@ -87,6 +98,7 @@ class ClipSpec:
     # Optional per-frame subsets of `sounding` that sound during that second (masked in that
     # frame, audible in that second); empty = every sounding object sounds all the time.
     schedule: tuple[tuple[str, ...], ...] = ()
+    world: str = "classic"  # one of WORLDS: how looks and sounds follow the class id
 
     @property
     def num_frames(self) -> int:
@@ -116,21 +128,37 @@ class Appearance:
     texture: str
 
 
-def class_appearance(class_index: int) -> Appearance:
-    """The fixed look of AVSS class ``class_index`` (1..70): hue by golden-ratio steps, shape, texture."""
-    hue = (class_index * 0.6180339887) % 1.0
+def class_grade(class_index: int) -> int:
+    """The graded world's rank of class ``class_index`` (1..70): a fixed permutation (3·(id-1) mod 70) that
+    scatters neighbouring ids (and so base and novel classes) over the whole hue and pitch range."""
+    return 3 * (class_index - 1) % len(CLASS_NAMES)
+
+
+def class_appearance(class_index: int, world: str = "classic") -> Appearance:
+    """The fixed look of AVSS class ``class_index`` (1..70) in ``world``: a hue, a shape, a texture."""
+    if world == "graded":
+        hue = _GRADED_HUE_SPAN * class_grade(class_index) / (len(CLASS_NAMES) - 1)
+    else:
+        hue = (class_index * 0.6180339887) % 1.0  # golden-ratio steps
     red, green, blue = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
     colour = (round(red * 255), round(green * 255), round(blue * 255))
     return Appearance(colour, _SHAPES[class_index % 4], _TEXTURES[(class_index // 4) % 3])
 
 
-def class_tone(class_index: int) -> tuple[float, float]:
-    """``(frequency Hz, modulation Hz)`` of class ``class_index``: 1/16-octave steps from 120 Hz (< 2.4 kHz)."""
-    return 120.0 * 2.0 ** ((class_index - 1) / 16.0), 1.5 + 0.75 * (class_index % 5)
+def _mel(hz: float) -> float:
+    return 1127.0 * np.log1p(hz / 700.0)  # HTK, as the VGGish front end
 
 
-# ----------------------------------------------------------------------------------------------
-# Rendering
+def class_tone(class_index: int, world: str = "classic") -> tuple[float, float]:
+    """``(frequency Hz, modulation Hz)`` of class ``class_index`` in ``world``: classic 1/16-octave steps from
+    120 Hz (< 2.4 kHz); graded even mel steps over 150..6000 Hz."""
+    if world == "graded":
+        low, high = (_mel(hz) for hz in _GRADED_TONE_HZ)
+        mel = low + (high - low) * class_grade(class_index) / (len(CLASS_NAMES) - 1)
+        frequency = 700.0 * float(np.expm1(mel / 1127.0))
+    else:
+        frequency = 120.0 * 2.0 ** ((class_index - 1) / 16.0)
+    return frequency, 1.5 + 0.75 * (class_index % 5)
 
 
 def _clip_rng(seed: int, uid: str) -> np.random.Generator:
@@ -172,7 +200,7 @@ def render_clip(spec: ClipSpec, size: tuple[int, int], rng: np.random.Generator)
         half_h, half_w = rng.uniform(0.22, 0.34) * height, min(rng.uniform(0.3, 0.42) * band, 0.3 * width)
         centre = (rng.uniform(half_h, height - half_h), (slot + 0.5) * band)
         drift = rng.uniform(-0.6, 0.6, size=2)  # pixels per frame
-        placements.append((name, class_appearance(class_id(name)), half_h, half_w, centre, drift))
+        placements.append((name, class_appearance(class_id(name), spec.world), half_h, half_w, centre, drift))
     frames = np.empty((spec.num_frames, height, width, 3), dtype=np.uint8)
     labels = np.zeros((spec.num_frames, height, width), dtype=np.int64)
     for t in range(spec.num_frames):
@@ -205,7 +233,7 @@ def clip_audio(spec: ClipSpec, sample_rate: int, channels: int, rng: np.random.G
         sources.append((hidden, np.ones(spec.num_frames, dtype=bool)))
     signal = rng.normal(0.0, 0.01, size=t.shape)
     for index, active in sources:
-        frequency, modulation = class_tone(index)
+        frequency, modulation = class_tone(index, spec.world)
         phase = rng.uniform(0, 2 * np.pi)
         tone = np.sin(2 * np.pi * frequency * t + phase) * (0.6 + 0.4 * np.sin(2 * np.pi * modulation * t))
         signal += 0.5 / len(sources) * tone * active[second]
@@ -243,6 +271,11 @@ def _with_distractors(specs: Sequence[ClipSpec], count: int, pool: Sequence[str]
     for spec in specs:
         if count and not spec.silent:
             choices = [name for name in pool if name not in spec.sounding]
+            if spec.world == "graded":
+                grades = [class_grade(class_id(name)) for name in spec.sounding_classes]
+                choices = [
+                    n for n in choices if all(abs(class_grade(class_id(n)) - g) >= GRADED_DISTRACTOR_GAP for g in grades)
+                ]
             picked = _clip_rng(seed + 1, spec.uid).choice(choices, size=min(count, len(choices)), replace=False)
             spec = replace(spec, silent=tuple(str(name) for name in picked))
         out.append(spec)
@@ -255,6 +288,8 @@ def _check_specs(specs: Sequence[ClipSpec]) -> None:
         raise ValueError("clip uids must be unique")
     known = set(CLASS_NAMES) | set(NO_OBJECT_TOKENS)
     for spec in specs:
+        if spec.world not in WORLDS:
+            raise ValueError(f"{spec.uid}: unknown world {spec.world!r} (choose from {', '.join(WORLDS)})")
         if spec.subset not in SUBSETS or spec.split not in SPLITS:
             raise ValueError(f"{spec.uid}: bad subset/split {spec.subset!r}/{spec.split!r}")
         unknown = set(spec.sounding) - known | set(spec.silent) - set(CLASS_NAMES)
@@ -435,19 +470,23 @@ def generate_avss(
     frames_per_clip: int | None = None,
     classes: Sequence[str] = CLASS_NAMES,
     quirks: Iterable[str] | str = (),
+    world: str | None = None,
 ) -> GeneratedInfo:
     """Write an AVSBench-semantic tree at ``root`` (which must not exist or be empty).
 
     ``clips`` is a count (see :func:`default_avss_clips`, drawing from ``classes``) or explicit
     specs. ``frames_per_clip`` overrides the frame count of clips without one (e.g. 12 to exercise
     numeric sorting). ``size`` is (H, W). ``quirks``: names from :data:`AVSS_QUIRKS` (a list or a
-    comma-separated string), or ``"all"``.
+    comma-separated string), or ``"all"``. ``world`` (one of :data:`WORLDS`), when given, is set on
+    every clip.
     """
     root = Path(root)
     chosen = _quirk_set(quirks)
     _new_tree(root)
     specs = default_avss_clips(clips, seed, classes) if isinstance(clips, int) else list(clips)
     specs = specs + _quirk_clips(chosen)
+    if world is not None:
+        specs = [replace(spec, world=world) for spec in specs]
     if frames_per_clip is not None:
         specs = [spec if spec.frames is not None else replace(spec, frames=frames_per_clip) for spec in specs]
     specs = _with_distractors(specs, silent_distractors, classes, seed)
@@ -499,14 +538,18 @@ def generate_avsobject(
     sample_rate: int = 16_000,
     channels: int = 1,
     silent_distractors: int = 0,
+    world: str | None = None,
 ) -> GeneratedInfo:
     """Write ``<root>/Single-source`` (``task="s4"``) or ``<root>/Multi-sources`` (``"ms3"``).
 
     S4 clips have exactly one sounding class from :data:`S4_CLASSES` (its category folder); default
     MS3 clips have 1-2. The real frames and masks are 224x224; ``size`` (H, W) is smaller by default.
+    ``world`` as :func:`generate_avss`.
     """
     subset = "v1s" if task == "s4" else "v1m"
     specs = _default_object_clips(clips, subset, seed, S4_CLASSES) if isinstance(clips, int) else list(clips)
+    if world is not None:
+        specs = [replace(spec, world=world) for spec in specs]
     if task == "s4" and any(len(spec.sounding) != 1 or spec.sounding[0] not in _S4_CATEGORY for spec in specs):
         raise ValueError("an S4 clip has exactly one sounding class from S4_CLASSES")
     specs = _with_distractors(specs, silent_distractors, S4_CLASSES, seed)
@@ -545,14 +588,24 @@ LAYOUTS: tuple[str, ...] = ("avss", "s4", "ms3")
 
 
 def generate_tree(
-    layout: str, root: str | Path, clips: int, *, seed: int = 0, silent_distractors: int = 0, quirks: str = ""
+    layout: str,
+    root: str | Path,
+    clips: int,
+    *,
+    seed: int = 0,
+    silent_distractors: int = 0,
+    quirks: str = "",
+    world: str = "classic",
 ) -> GeneratedInfo:
     """``ovavss generate-data``: one tree of ``layout`` (avss | s4 | ms3) with default clips."""
     if layout not in LAYOUTS:
         raise OvavssError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if world not in WORLDS:
+        raise OvavssError(f"unknown world {world!r}; expected one of {', '.join(WORLDS)}")
+    options = {"seed": seed, "silent_distractors": silent_distractors, "world": world}
     if layout == "avss":
-        return generate_avss(root, clips, seed=seed, silent_distractors=silent_distractors, quirks=quirks)
+        return generate_avss(root, clips, quirks=quirks, **options)
     if quirks.strip():
         raise OvavssError("--quirks applies to the avss layout only")
     generate = generate_s4 if layout == "s4" else generate_ms3
-    return generate(root, clips, seed=seed, silent_distractors=silent_distractors)
+    return generate(root, clips, **options)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from ovavss_cli.data.avsobject import load_s4
+from ovavss_cli.data.classes import S4_CATEGORY_TO_CLASS, class_id
 from ovavss_cli.data.split import load_split
-from ovavss_cli.data.synthetic import ClipSpec, generate_avss
+from ovavss_cli.data.synthetic import ClipSpec, class_tone, generate_avss
 
 SPECS = [
     ClipSpec("aaaaaaaaaaa_0_5000", "v1s", "train", ("guitar",)),
@@ -130,6 +134,23 @@ def test_generate_data(cli, tmp_path):
     assert not (tmp_path / "o2").exists()
     result = cli("generate-data", tmp_path / "o3", "--quirks", "nonsense")
     assert result.exit_code == 1 and "unknown quirk(s) nonsense" in result.stderr
+    result = cli("generate-data", tmp_path / "o4", "--world", "flat")
+    assert result.exit_code == 1 and "unknown world 'flat'" in result.stderr and not (tmp_path / "o4").exists()
+
+
+def test_generate_data_graded_world(cli, tmp_path):
+    """``--world graded`` (the bundled demo's world) reaches every clip: the clip's tone is its graded one."""
+    result = cli("generate-data", tmp_path / "g", "--clips", "2", "--world", "graded", "--layout", "s4")
+    assert result.exit_code == 0, result.output
+    dataset = load_s4(tmp_path / "g" / "Single-source")
+    clip = dataset.clips[0]
+    with wave.open(str(dataset.audio_path(clip))) as audio:
+        rate, waveform = audio.getframerate(), np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2")
+    spectrum = np.abs(np.fft.rfft(waveform))
+    peak = np.fft.rfftfreq(len(waveform), 1 / rate)[spectrum.argmax()]
+    name = S4_CATEGORY_TO_CLASS[clip.category]
+    assert abs(peak - class_tone(class_id(name), "graded")[0]) < 2
+    assert abs(peak - class_tone(class_id(name))[0]) > 2
 
 
 def test_check_paths_are_relative_to_a_relative_root(cli, tmp_path, monkeypatch):

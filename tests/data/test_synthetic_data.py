@@ -14,8 +14,10 @@ from ovavss_cli.data import synthetic
 from ovavss_cli.data.avsbench import METADATA_HEADER, load_avss
 from ovavss_cli.data.classes import LABEL_NAMES, class_id
 from ovavss_cli.data.synthetic import (
+    GRADED_DISTRACTOR_GAP,
     ClipSpec,
     class_appearance,
+    class_grade,
     class_tone,
     default_avss_clips,
     generate_avss,
@@ -82,6 +84,32 @@ def test_each_class_has_its_own_look_and_tone():
     assert len(looks) == 70
     tones = [class_tone(i)[0] for i in range(1, 71)]
     assert all(b / a > 1.04 for a, b in zip(tones, tones[1:], strict=False)) and tones[-1] < 4000
+
+
+def test_graded_world_ties_hue_and_pitch_to_one_grade():
+    """In the graded world sorting the classes by hue sorts them by pitch too, and looks stay distinct."""
+    import colorsys
+
+    ids = range(1, 71)
+    assert sorted(class_grade(i) for i in ids) == list(range(70))
+    by_grade = sorted(ids, key=class_grade)
+    hues = [colorsys.rgb_to_hsv(*(c / 255 for c in class_appearance(i, "graded").colour))[0] for i in by_grade]
+    tones = [class_tone(i, "graded")[0] for i in by_grade]
+    assert all(b > a for a, b in zip(hues, hues[1:], strict=False)) and hues[-1] < 0.9  # no wrap back to red
+    assert all(b > a for a, b in zip(tones, tones[1:], strict=False)) and 140 < tones[0] and tones[-1] < 6100
+    assert len({class_appearance(i, "graded") for i in ids}) == 70
+    assert class_tone(5) != class_tone(5, "graded")  # the classic world is unchanged by it
+
+
+def test_graded_distractors_are_audibly_apart(tmp_path):
+    info = generate_avss(tmp_path / "t", 30, size=(16, 16), seed=2, silent_distractors=1, world="graded")
+    assert all(spec.world == "graded" for spec in info.clips)
+    for spec in info.clips:
+        for silent in spec.silent:
+            gaps = [abs(class_grade(class_id(silent)) - class_grade(class_id(n))) for n in spec.sounding_classes]
+            assert min(gaps) >= GRADED_DISTRACTOR_GAP, (spec.uid, silent, spec.sounding)
+    with pytest.raises(ValueError, match="unknown world"):
+        generate_avss(tmp_path / "bad", [ClipSpec("x_0_10000", "v2", "test", ("dog",), world="flat")])
 
 
 def _band_energy(waveform: np.ndarray, rate: int, frequency: float) -> float:
