@@ -116,6 +116,12 @@ def top_pairs(query_ids: torch.Tensor, class_probs: torch.Tensor, k: int = 10) -
     return {(int(query_ids[i // class_probs.shape[1]]), int(i % class_probs.shape[1])) for i in flat}
 
 
+def kept_share(pairs: Iterable[tuple[int, int]], parity_pairs: Iterable[tuple[int, int]]) -> float:
+    """The share of the parity run's top pairs that another run's top pairs hold (the fast mode's cost)."""
+    parity = {tuple(pair) for pair in parity_pairs}
+    return len({tuple(pair) for pair in pairs} & parity) / len(parity)
+
+
 def precision_agreement(
     pred_masks: torch.Tensor,
     query_ids: torch.Tensor,
