@@ -3,7 +3,7 @@
     python bench/gpu_check.py [--json gpu_check.json]      # on a machine with a CUDA GPU, <= 8 min
     python bench/gpu_check.py --dry-run                    # CPU, tiny sizes, gloo: every path but CUDA's
 
-Parts (``--parts``, run in this order; each runs in its own child process, under the time left of ``--budget``):
+Parts (``--parts``, run in this order, each in its own child process, within what is left of ``--budget``):
 
 * ``fixtures``: both golden fixtures captured from the official code (R50 + CLIP ViT-B/16, Swin-B + CLIP
   ViT-L/14@336; ``reference_fixture.reference_model``) through ``predict_clip`` on the GPU.
@@ -14,15 +14,18 @@ Parts (``--parts``, run in this order; each runs in its own child process, under
   the CPU precision test asserts (masks against the capture; class probabilities against the capture's
   for R50 and against our fp32 run for Swin-B). ``fp32-tf32`` (torch's default: cuDNN convolutions in
   TF32) is reported against the same 1e-4, for information.
-* ``predict``: sampled frames/s of ``predict_clip`` (``tiny-demo``, and the R50 preset with random weights:
-  every crop valid, parity's worst case) in parity and fast mode (``--clip-queries 10``), at a window batch
-  of 1 and at the largest that fits (doubling until out of memory or the clip's windows), the default
-  precision (``auto``: fp16 on CUDA), on a seeded random 640x360 clip of ``PREDICT_FRAMES`` frames.
-* ``train``: it/s and peak GPU memory of the R50 preset (random init) at batch 1, 2, 4, 8, with and without
-  ``--amp`` (``bench/train_speed.py``'s measurement).
 * ``torchrun``: ``torchrun --nproc_per_node 1`` of a process that joins an NCCL group, checks an
   all-reduce and trains the tiny preset a few steps (a world of 1: DistributedDataParallel itself is not
   wrapped; ``tests/engine/test_train_ddp.py`` runs two gloo processes).
+* ``predict``: sampled frames/s of ``predict_clip`` (``tiny-demo``, and the R50 preset with random weights:
+  every crop valid, parity's worst case) in parity and fast mode (``--clip-queries 10``), at a window batch
+  of 1 and at the largest that fits (doubling until out of memory or the clip's windows), the default
+  precision (``auto``: fp16 on CUDA), on a seeded random 640x360 clip of 80 frames (16 windows).
+* ``train``: it/s and peak GPU memory of the R50 preset (random init) at batch 1, 2, 4, 8, with and without
+  ``--amp`` (``bench/train_speed.py``'s measurement).
+
+The fixtures part also times the fast mode (fp32, K = 5, 10, 20) and reports the share of the parity
+top-10 it keeps (what ``bench/clip_latency.py`` measures on a CPU, where Swin-B's parity call is too slow).
 
 Prints one table (part, check, value, bound, verdict) and writes everything to ``--json``. The exit code is
 1 when a check fails. ``--dry-run`` uses the CPU, fast mode on the fixtures (2 queries: 10 crops), the tiny
