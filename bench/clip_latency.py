@@ -1,128 +1,182 @@
-"""OV-AVSS clip latency and peak memory, parity mode vs fast mode (issue: speed and memory).
+"""OV-AVSS clip latency, parity mode vs the fast mode (``--clip-queries K``), and what the fast mode keeps.
 
-One 5-frame clip through ``predict_clip`` (resize, VGGish, backbone, pixel decoder, decoder, CLIP on
-the mask crops, painting), for the R50 preset by default, on CPU (and CUDA when present):
+On both golden fixtures captured from the official code (R50 + CLIP ViT-B/16, Swin-B + CLIP
+ViT-L/14@336; their reference weights and inputs: one 5-frame clip in which all 500 (frame, query)
+crops are valid), for K in ``--ks`` (default 5, 10, 20, then all), one ``predict_clip`` call each (resize,
+VGGish, backbone, pixel decoder, decoder, CLIP on the mask crops, top-10, painting) with a warm text
+cache, and:
 
-* ``parity``: the reference's path, every non-empty (frame, query) crop goes to CLIP;
-* ``fast``:   only the K best queries by the learned sounding score go to CLIP (``--fast-k``, 10).
+* ``seconds``: that call's wall time; ``CLIP crops``: the (frame, query) crops sent to CLIP;
+* ``top-10 kept``: the share of the parity mode's (K = all) top-10 (query, class) pairs that the K run's
+  own top-10 holds. A query's class probabilities depend only on its own crops, so this is the share of
+  the parity top-10 whose query is among the K best by the learned sounding score.
 
-With the golden fixture beside the repository (``../shared/fixtures/ovavss-reference``), the model
-gets the fixture's reference weights and inputs, so the work matches the reference's own timing
-(all 500 crops valid; 224x320 frames resized to 360x514). Without it, random weights and frames.
-Each mode runs in a fresh process: a cold call (empty text-embedding cache) then ``--repeats`` warm
-calls; peak RSS is that process's. Reference on a 2-core CPU: 194 s cold, 161 s warm, 8.5 GiB peak.
-Targets: parity <= 0.75x the reference's time and <= 3 GiB; fast mode (K = 10) >= 10x faster.
+For R50 the parity top-10 is also compared with the reference's own (recovered from its per-query
+scores), and the parity time with the reference's (161 s warm on a 2-core CPU, 194 s cold).
+Each fixture runs in a fresh process (build, then the text embeddings of the 70 names, timed on their
+own, then the calls); its peak RSS and the machine's load average are printed.
 
-    python bench/clip_latency.py [--preset ovavss-r50] [--modes parity,fast] [--threads 2]
+Swin-B's parity call encodes all 500 ViT-L crops, ~2 s each on a free 2-core CPU (~20 min, far more on a
+busy one). ``--budget S`` stops a fixture's process after S seconds: the K rows it finished are kept, and a
+missing parity row is extrapolated (seconds = a + b x crops, fitted to the finished rows, at the capture's
+500 valid crops) and marked so; the top-10 share then cannot be computed (it needs the parity call).
+
+    python bench/clip_latency.py [--fixtures r50,swinb] [--ks 5,10,20] [--threads 2] [--budget S] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
-from common import REFERENCE_FIXTURE, REPO, measure, parse_or_run_child, peak_rss_mib
+from common import FIXTURES, measure, parse_or_run_child, peak_rss_mib
 
-REFERENCE_SECONDS = {"cold": 194.4, "warm": 161.3}
-REFERENCE_PEAK_GIB = 8.53
-
-
-def build(job: dict):
-    """The model and one clip: the fixture's weights and inputs when present, else random ones."""
-    import torch
-
-    from ovavss_cli.device import resolve_device
-    from ovavss_cli.models.api import create_model
-    from ovavss_cli.models.keymap import map_reference_key
-
-    torch.manual_seed(0)
-    model = create_model(job["preset"], device="cpu")
-    fixture = Path(job["fixture"])
-    if job["preset"] == "ovavss-r50" and (fixture / "outputs.pt").is_file():
-        sys.path.insert(0, str(REPO / "tests"))
-        from reference_weights import reference_state_dict
-
-        state = {map_reference_key(k): v for k, v in reference_state_dict(fixture).items()}
-        model.load_state_dict({k: v for k, v in state.items() if k is not None})  # None: dropped constants
-        inputs = torch.load(fixture / "inputs.pt", weights_only=True)
-        frames = inputs["frames_rgb_uint8"].permute(0, 2, 3, 1).contiguous()
-        audio, rate, vocab = inputs["audio_int16"].double() / 32768.0, int(inputs["sample_rate"]), inputs["class_names"]
-        source = "fixture"
-    else:
-        from ovavss_cli.data.classes import CLASS_NAMES
-
-        frames = torch.randint(0, 256, (5, 224, 320, 3), dtype=torch.uint8)
-        audio, rate, vocab, source = torch.randn(80000).clamp(-1, 1) * 0.3, 16000, list(CLASS_NAMES), "random"
-    return model.to(resolve_device(job["device"])).eval(), frames, audio, rate, list(vocab), source
+REFERENCE_R50_SECONDS = {"cold": 194.4, "warm": 161.3}  # the R50 fixture README, one full reference call
+TOP = 10
 
 
 def run_child(job: dict) -> dict:
-    import os
-
+    """Build, text embeddings, then one call per K; the result so far is rewritten to ``job["partial"]``
+    after each step, so a process stopped by the budget keeps what it finished."""
     import torch
+
+    from ovavss_cli.models.reference_fixture import reference_inputs, reference_model, top_pairs
+    from ovavss_cli.models.run_options import parse_clip_queries
 
     os.environ["OVAVSS_CACHE_DIR"] = tempfile.mkdtemp(prefix="ovavss-bench-")  # cold text cache
     torch.set_num_threads(job["threads"])
-    model, frames, audio, rate, vocab, source = build(job)
-    timings = []
-    for _ in range(1 + job["repeats"]):
-        start = time.perf_counter()
-        pred = model.predict_clip(frames, audio, rate, vocab, clip_queries=job["fast_k"] if job["mode"] == "fast" else None)
+    fixture = Path(job["fixture"])
+    start = time.perf_counter()
+    model = reference_model(fixture, job["device"])
+    inputs = reference_inputs(fixture)
+    result = {"build_s": time.perf_counter() - start, "runs": {}}
+    expected = torch.load(fixture / "outputs.pt", weights_only=True)
+    result["parity_crops"] = int(expected["clip_valid_flag"].sum())  # every valid (frame, query) of the capture
+    if "ovcm_query_scores" in expected:  # the R50 capture holds the reference's per-query scores; Swin-B's not
+        result["reference_top"] = sorted(top_pairs(expected["ovcm_valid_query_ids"], expected["ovcm_query_scores"]))
+
+    def synchronize() -> None:
         if model.device.type == "cuda":
             torch.cuda.synchronize()
-        timings.append(time.perf_counter() - start)
-    result = {
-        "source": source,
-        "crops": sum(len(w.open_vocab.crop_ids) for w in pred.windows),
-        "cold_s": timings[0],
-        "warm_s": min(timings[1:]) if len(timings) > 1 else None,
-        "peak_rss_gib": peak_rss_mib() / 1024,
-    }
-    if model.device.type == "cuda":
-        result["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+
+    def record() -> None:
+        result["peak_rss_gib"] = peak_rss_mib() / 1024
+        if model.device.type == "cuda":
+            result["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        Path(job["partial"]).write_text(json.dumps(result))
+
+    start = time.perf_counter()
+    model.open_vocab.text_embeddings(inputs.class_names)  # fills the text cache: the calls below are warm
+    synchronize()
+    result["text_s"] = time.perf_counter() - start
+    record()
+    for k in job["ks"]:
+        start = time.perf_counter()
+        pred = model.predict_clip(
+            inputs.frames, inputs.audio, inputs.sample_rate, inputs.class_names, threshold=0.0,
+            clip_queries=parse_clip_queries(k),
+        )  # fmt: skip
+        synchronize()
+        result["runs"][k] = {
+            "seconds": time.perf_counter() - start,
+            "crops": sum(len(w.open_vocab.crop_ids) for w in pred.windows),
+            "top": sorted(top_pairs(pred.query_ids, pred.class_probs, TOP)),
+        }
+        record()
     return result
 
 
+def extrapolated_parity(runs: dict, crops: int) -> dict | None:
+    """A parity row from the finished fast rows: seconds = a + b x crops (least squares; at least two rows)."""
+    points = [(run["crops"], run["seconds"]) for run in runs.values()]
+    if len({x for x, _ in points}) < 2:
+        return None
+    mean_x, mean_y = sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    return {"seconds": mean_y + slope * (crops - mean_x), "crops": crops, "top": None, "extrapolated": True}
+
+
+def fixture_result(job: dict, budget: float | None) -> dict:
+    """The child's result; when it was stopped (budget) or failed, what its partial file holds."""
+    result = measure(__file__, job, timeout=budget)
+    if "skipped" not in result:
+        return result
+    partial = Path(job["partial"])
+    if not partial.is_file():
+        return result
+    kept = json.loads(partial.read_text())
+    kept["stopped"] = result["skipped"]
+    if "all" not in kept["runs"] and (parity := extrapolated_parity(kept["runs"], kept["parity_crops"])):
+        kept["runs"]["all"] = parity
+    return kept
+
+
 def main() -> None:
+    from ovavss_cli.models.reference_fixture import kept_share
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="ovavss-r50")
-    parser.add_argument("--modes", default="parity,fast", help="comma-separated: parity, fast")
-    parser.add_argument("--fast-k", type=int, default=10, help="queries sent to CLIP in fast mode (default 10)")
-    parser.add_argument("--repeats", type=int, default=1, help="warm calls after the cold one (default 1)")
+    parser.add_argument("--fixtures", default="r50,swinb", help=f"comma-separated: {', '.join(FIXTURES)}")
+    parser.add_argument("--ks", default="5,10,20", help="comma-separated K values (parity, K = all, runs last)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as CI)")
-    parser.add_argument("--fixture", default=str(REFERENCE_FIXTURE), help="golden fixture folder")
+    parser.add_argument("--budget", type=float, help="seconds per fixture process, then keep what it finished")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parse_or_run_child(parser, run_child)
     if args is None:
         return
 
     import torch
+    from rich.console import Console
+    from rich.table import Table
 
+    ks = [k.strip() for k in args.ks.split(",") if k.strip() != "all"] + ["all"]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    reference = f"{REFERENCE_SECONDS['cold']:.0f} s cold / {REFERENCE_SECONDS['warm']:.0f} s warm"
-    print(
-        f"{args.preset}, one 5-frame clip, {args.threads} CPU threads; reference: {reference}, {REFERENCE_PEAK_GIB} GiB"
-    )
-    for device in devices:
-        for mode in args.modes.split(","):
-            job = {"preset": args.preset, "mode": mode, "fast_k": args.fast_k, "repeats": args.repeats,
-                   "threads": args.threads, "device": device, "fixture": args.fixture}  # fmt: skip
-            result = measure(__file__, job)
-            if "skipped" in result:
-                print(f"{device:>4} {mode:>6}: skipped ({result['skipped']})")
+    table = Table(title=f"OV-AVSS clip latency vs fast mode (one 5-frame clip, {args.threads} CPU threads)")
+    for column in ("fixture", "device", "K", "CLIP crops", "seconds", "vs parity", f"top-{TOP} kept"):
+        table.add_column(column, justify="left" if column in ("fixture", "device") else "right")
+    results, notes, scratch = {}, [], Path(tempfile.mkdtemp(prefix="ovavss-clip-latency-"))
+    for name in args.fixtures.split(","):
+        for device in devices:
+            job = {"fixture": str(FIXTURES[name]), "device": device, "ks": ks, "threads": args.threads,
+                   "partial": str(scratch / f"{name}-{device}.json")}  # fmt: skip
+            print(f"{name} on {device}: K = {', '.join(ks)} ...", flush=True)
+            load_before = os.getloadavg()[0]
+            result = fixture_result(job, args.budget)
+            result["load_average"] = [load_before, os.getloadavg()[0]]  # a shared machine slows every figure
+            results[f"{name}/{device}"] = result
+            if "runs" not in result:
+                notes.append(f"{name} {device}: skipped ({result['skipped']})")
                 continue
-            warm = result["warm_s"] or result["cold_s"]
+            parity = result["runs"].get("all")
+            for k in (k for k in ks if k in result["runs"]):
+                run = result["runs"][k]
+                seconds = f"{run['seconds']:.1f}" + (" (extrapolated)" if run.get("extrapolated") else "")
+                faster = f"{parity['seconds'] / run['seconds']:.1f}x faster" if parity and k != "all" else "-"
+                kept = f"{kept_share(run['top'], parity['top']):.0%}" if parity and parity["top"] else "n/a"
+                table.add_row(name, device, k, str(run["crops"]), seconds, faster, kept)
             line = (
-                f"{device:>4} {mode:>6}: {result['crops']:>3} CLIP crops, cold {result['cold_s']:.1f} s, "
-                f"warm {warm:.1f} s ({warm / REFERENCE_SECONDS['warm']:.2f}x the reference, "
-                f"{REFERENCE_SECONDS['warm'] / warm:.1f}x faster), peak RSS {result['peak_rss_gib']:.2f} GiB "
-                f"[{result['source']} weights/inputs]"
+                f"{name} {device}: build {result['build_s']:.0f} s, text embeddings (70 names, cold) "
+                f"{result['text_s']:.0f} s, peak RSS {result['peak_rss_gib']:.2f} GiB, "
+                f"1-min load average {result['load_average'][0]:.1f} before / {result['load_average'][1]:.1f} after"
             )
             if "cuda_peak_gib" in result:
                 line += f", CUDA peak {result['cuda_peak_gib']:.2f} GiB"
-            print(line)
+            if "stopped" in result:
+                line += f"; stopped ({result['stopped']}): rows not listed were not reached"
+            if "reference_top" in result and parity and parity["top"]:
+                same = kept_share(parity["top"], result["reference_top"]) == 1.0
+                line += f"; parity top-{TOP} {'=' if same else '!='} the reference's"
+                if device == "cpu":
+                    line += f"; parity {parity['seconds'] / REFERENCE_R50_SECONDS['warm']:.2f}x the reference's 161 s"
+            notes.append(line)
+    Console(width=None if os.isatty(1) else 160).print(table)
+    for line in notes:
+        print(line)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -31,13 +31,12 @@ from pathlib import Path
 
 import av
 import numpy as np
-from common import measure, parse_or_run_child, peak_rss_mib
+from common import load_weights_spec, measure, parse_or_run_child, peak_rss_mib
 
 MEMORY_RATIO_LIMIT = 1.2
 SIZE = (640, 360)
 VIDEO_FPS = 30
 AUDIO_RATE = 44100
-PRESET_PREFIX = "preset:"
 
 
 def generate_video(path: Path, seconds: int) -> Path:
@@ -84,19 +83,12 @@ def generate_video(path: Path, seconds: int) -> Path:
 def run_child(job: dict) -> dict:
     import torch
 
-    import ovavss_cli
     from ovavss_cli.device import resolve_device
     from ovavss_cli.inference.predictor import VideoPredictor
 
     torch.set_num_threads(job["threads"])
     device = resolve_device(job["device"])
-    if job["weights"].startswith(PRESET_PREFIX):
-        from ovavss_cli.models.api import create_model
-
-        torch.manual_seed(0)
-        model = create_model(job["weights"].removeprefix(PRESET_PREFIX), device=device).eval()
-    else:
-        model = ovavss_cli.load_model(job["weights"], device=device)
+    model = load_weights_spec(job["weights"], device)
     predictor = VideoPredictor(model, job["vocab"], device=device)
     start = time.perf_counter()
     if job["kind"] == "speed":
