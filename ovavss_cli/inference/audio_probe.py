@@ -18,7 +18,7 @@ scores the same under every condition (drops ~0, fpr ~ its original foreground f
 listens loses its masks without sound (mIoU drop ~1, fpr ~0).
 
 The model loop is a thin layer over the per-clip prediction functions eval uses
-(``dataset_predict.clip_label_maps``, ``object_eval.model_probabilities``), so it can be sharded like
+(``dataset_predict.gt_frame_predictions``, ``evaluate.model_probabilities``), so it can be sharded like
 eval's.
 """
 
@@ -151,17 +151,12 @@ def _foreground_metrics(condition: str, iou, fraction) -> dict[str, float | None
 
 
 def _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, progress_label):
-    from ..data.avsbench import load_avss
-    from ..metrics.evaluate import EvalConfig, gt_frames, load_test_split, score_predictions
+    from ..metrics.evaluate import EvalConfig, load_test_frames, score_predictions
     from ..metrics.foreground import ForegroundFraction, ForegroundIoU
     from ..metrics.report import results_payload
     from .dataset_predict import gt_frame_predictions
 
-    dataset = load_avss(data)
-    split = load_test_split(dataset, split_file)
-    frames = gt_frames(dataset, split.clips)
-    if not frames:
-        raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
+    dataset, split, frames = load_test_frames(data, split_file)
     clip_by_key = {clip.uid: clip for clip in split.clips}
     donors = None
     if "misaligned" in conditions:
@@ -185,7 +180,8 @@ def _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, pro
 def _probe_avsbench_object(model, data, benchmark, conditions, seed, batch_size, progress_label):
     from ..data.avsobject import load_avsobject
     from ..metrics.foreground import ForegroundFraction, ForegroundIoU
-    from ..metrics.object_eval import evaluation_clips, model_probabilities, score_clips
+    from ..metrics.object_eval import evaluation_clips, score_clips
+    from .evaluate import model_probabilities
 
     dataset = load_avsobject(data, benchmark)
     clips = evaluation_clips(dataset, "test")
@@ -351,15 +347,12 @@ def run_probe_audio(
     for out in (json_out, chart_out):
         if out is not None:
             refuse_overwrite(out, force)
-    if benchmark == "avsbench-ov":
-        from .. import load_model
-        from ..device import resolve_device
+    from .. import load_model
+    from ..device import resolve_device
+    from .evaluate import load_object_model
 
-        model = load_model(weights, device=resolve_device(device))
-    else:
-        from ..metrics.object_eval import load_object_model
-
-        model = load_object_model(weights, device)
+    load = load_model if benchmark == "avsbench-ov" else load_object_model
+    model = load(weights, resolve_device(device))
     if model_name is not None and model_name != model.architecture:
         raise OvavssError(f"--model {model_name}: the weights hold a {model.architecture} model", path=weights)
 

@@ -17,7 +17,7 @@ Protocol (spec §9.1, reference ``demo_video/avsbench_dataloader.py`` / ``avsben
 
 Where predictions come from is kept apart from scoring: :func:`score_predictions` consumes any
 iterable of :class:`FramePrediction` (read from PNGs by :func:`folder_predictions`, or produced by a
-model run), so every source is scored by the same code.
+model run in ``inference.evaluate``), so every source is scored by the same code. Nothing here runs a model.
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def score_predictions(
     )
 
 
-def _test_frames(
+def load_test_frames(
     root: str | Path, split_file: str | Path | None
 ) -> tuple[AVSSDataset, EvalSplit, list[tuple[ClipMeta, int]]]:
     """The dataset, its test split and every GT frame to score (an error when there are none)."""
@@ -379,27 +379,6 @@ def evaluate_prediction_folder(
     config: EvalConfig = EvalConfig(),
 ) -> EvalResult:
     """``ovavss eval --pred``: score ``PRED_DIR/<uid>/<frame>.png`` on the test split of ``root``."""
-    dataset, split, frames = _test_frames(root, split_file)
+    dataset, split, frames = load_test_frames(root, split_file)
     predictions = folder_predictions(pred_dir, frames, allow_missing=config.allow_missing)
-    return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)
-
-
-def evaluate_model(
-    root: str | Path,
-    model,
-    pred_dir: str | Path,
-    *,
-    split_file: str | Path | None = None,
-    config: EvalConfig = EvalConfig(),
-    threshold: float = 0.3,
-    precision: str = "auto",
-    clip_queries: int | None = None,
-) -> EvalResult:
-    """``ovavss eval --weights``: predict the test clips into ``pred_dir`` and score them like ``--pred``."""
-    from ..inference.dataset_predict import predict_clips
-
-    dataset, split, frames = _test_frames(root, split_file)
-    predictions = predict_clips(
-        model, dataset, split.clips, pred_dir, threshold=threshold, precision=precision, clip_queries=clip_queries
-    )
     return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)
