@@ -195,6 +195,8 @@ def eval_cmd(
         batch_size,
     )  # fmt: skip
     payload = run_eval(options)
+    if payload is None:  # a torchrun rank other than 0: rank 0 prints
+        return
     if benchmark == "avsbench-ov":
         report.show_results(payload)
         typer.echo(report.summary_line(payload))
@@ -227,7 +229,8 @@ def probe_audio_cmd(
     chart: str | None = typer.Option(None, "--chart", help="Write a PNG bar chart of the metrics per condition."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --json / --chart files."),
 ) -> None:
-    """Does the model listen? Score it on the test clips with their sound kept, muted, noised and swapped."""
+    """Does the model listen? Score it on the test clips with their sound kept, muted, noised and swapped
+    (torchrun: sharded over the processes)."""
     from .inference.audio_probe import run_probe_audio, summary_line
 
     report = run_probe_audio(
@@ -235,7 +238,8 @@ def probe_audio_cmd(
         conditions=audio_conditions, device=device, threshold=threshold, batch_size=batch_size, seed=seed,
         json_out=json_out, chart_out=chart, force=force,
     )  # fmt: skip
-    typer.echo(summary_line(report))
+    if report is not None:  # None on the torchrun ranks other than 0
+        typer.echo(summary_line(report))
 
 
 @app.command("train")

@@ -20,7 +20,7 @@ its probabilities to :func:`score_clips`; nothing here runs a model.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +140,75 @@ def _at_size(prob: np.ndarray | torch.Tensor, size: tuple[int, int]) -> tuple[to
     return F.interpolate(prob[None, None], size=size, mode=mode, **options)[0, 0], True
 
 
+@dataclass
+class ObjectTally:
+    """What S4 / MS3 scoring accumulates; the tallies of consecutive runs of whole official batches (the
+    shards of a ``torchrun`` job, in rank order) :meth:`merged` give exactly the tally of one pass."""
+
+    metrics: ObjectMetrics = field(default_factory=lambda: ObjectMetrics(inputs="probs"))
+    sizes: set[tuple[int, int]] = field(default_factory=set)  # GT sizes seen
+    resized: int = 0  # predictions that had to be brought to the GT's size
+
+    @classmethod
+    def merged(cls, parts: Sequence[ObjectTally]) -> ObjectTally:
+        return cls(
+            ObjectMetrics.merged([part.metrics for part in parts]),
+            set().union(*(part.sizes for part in parts)),
+            sum(part.resized for part in parts),
+        )
+
+    def result(self, dataset: AVSObjectDataset) -> tuple[ObjectScores, tuple[int, int] | None, int]:
+        """(scores, the GT size or None when it varies, how many predictions had to be resized)."""
+        if self.metrics.frames == 0:
+            raise OvavssError("no annotated frame to score", path=dataset.metadata_path)
+        return self.metrics.compute(), (next(iter(self.sizes)) if len(self.sizes) == 1 else None), self.resized
+
+
+def check_batch_size(batch_size: int) -> int:
+    if batch_size < 1:
+        raise OvavssError(f"--batch-size must be >= 1, got {batch_size}")
+    return batch_size
+
+
+def tally_clips(
+    dataset: AVSObjectDataset,
+    predictions: Iterable[tuple[ObjectClip, Sequence[np.ndarray | torch.Tensor | None]]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    frame_metrics: Sequence[FrameMetric] = (),
+    on_clip: Callable[[], None] | None = None,
+) -> ObjectTally:
+    """Add the clips' annotated frames to a new tally, ``batch_size`` clips per official batch (the first
+    clip starts a batch); ``on_clip()`` after each clip.
+
+    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's ``(p > 0.5, GT)``
+    masks at the GT size.
+    """
+    check_batch_size(batch_size)
+    tally = ObjectTally()
+    batch_pred: list[torch.Tensor] = []
+    batch_gt: list[np.ndarray] = []
+    clips_in_batch = 0
+    for clip, probs in predictions:
+        for frame, prob in zip(dataset.label_frames(clip), probs, strict=True):
+            gt = dataset.read_mask(clip, frame)
+            tally.sizes.add(gt.shape)
+            prob, was_resized = _at_size(np.zeros(gt.shape, np.float32) if prob is None else prob, gt.shape)
+            tally.resized += was_resized
+            for frame_metric in frame_metrics:
+                frame_metric.update(prob > 0.5, gt)
+            batch_pred.append(prob)
+            batch_gt.append(gt)
+        clips_in_batch += 1
+        if clips_in_batch == batch_size:
+            tally.metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
+            batch_pred, batch_gt, clips_in_batch = [], [], 0
+        if on_clip is not None:
+            on_clip()
+    if batch_pred:  # the official loader's smaller last batch
+        tally.metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
+    return tally
+
+
 def score_clips(
     dataset: AVSObjectDataset,
     predictions: Iterable[tuple[ObjectClip, Sequence[np.ndarray | torch.Tensor | None]]],
@@ -147,42 +216,14 @@ def score_clips(
     total: int | None = None,
     frame_metrics: Sequence[FrameMetric] = (),
 ) -> tuple[ObjectScores, tuple[int, int] | None, int]:
-    """Both metric variants over the clips' annotated frames, ``batch_size`` clips per official batch.
-
-    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's ``(p > 0.5, GT)``
-    masks at the GT size. Returns (scores, the GT size or None when it varies, how many predictions had to
-    be resized).
-    """
-    if batch_size < 1:
-        raise OvavssError(f"--batch-size must be >= 1, got {batch_size}")
-    metrics = ObjectMetrics(inputs="probs")
-    sizes: set[tuple[int, int]] = set()
-    resized = 0
-    batch_pred: list[torch.Tensor] = []
-    batch_gt: list[np.ndarray] = []
-    clips_in_batch = 0
+    """Both metric variants over the clips' annotated frames (:func:`tally_clips`), with a progress bar of
+    ``total`` clips. Returns (scores, the GT size or None when it varies, how many predictions had to be
+    resized)."""
+    check_batch_size(batch_size)
     with make_progress(transient=True) as progress:
         task = progress.add_task("scoring", total=total)
-        for clip, probs in predictions:
-            for frame, prob in zip(dataset.label_frames(clip), probs, strict=True):
-                gt = dataset.read_mask(clip, frame)
-                sizes.add(gt.shape)
-                prob, was_resized = _at_size(np.zeros(gt.shape, np.float32) if prob is None else prob, gt.shape)
-                resized += was_resized
-                for frame_metric in frame_metrics:
-                    frame_metric.update(prob > 0.5, gt)
-                batch_pred.append(prob)
-                batch_gt.append(gt)
-            clips_in_batch += 1
-            if clips_in_batch == batch_size:
-                metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
-                batch_pred, batch_gt, clips_in_batch = [], [], 0
-            progress.advance(task)
-        if batch_pred:  # the official loader's smaller last batch
-            metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
-    if metrics.frames == 0:
-        raise OvavssError("no annotated frame to score", path=dataset.metadata_path)
-    return metrics.compute(), (next(iter(sizes)) if len(sizes) == 1 else None), resized
+        tally = tally_clips(dataset, predictions, batch_size, frame_metrics, lambda: progress.advance(task))
+    return tally.result(dataset)
 
 
 def evaluation_clips(dataset: AVSObjectDataset, split: str = "test") -> list[ObjectClip]:
