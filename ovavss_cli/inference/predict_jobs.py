@@ -217,7 +217,8 @@ def run_job(
 
 
 def write_report(path: Path, report: PredictReport, options) -> None:
-    """The job report (JSON), written atomically; replaced by every run (it describes the latest one)."""
+    """The job report (JSON), written atomically; it describes the latest run of the job (an existing one is
+    replaced only as :func:`refuse_existing_report` allows)."""
     counts = {status: sum(r.status == status for r in report.records) for status in ("done", "skipped", "failed")}
     payload = {
         "format": REPORT_FORMAT,
@@ -237,6 +238,25 @@ def report_path(options, multi_input: bool) -> Path | None:
     if not multi_input:
         return None
     return (Path(options.out) if options.out is not None else Path.cwd()) / DEFAULT_REPORT
+
+
+def refuse_existing_report(options, multi_input: bool) -> None:
+    """Before any work: an existing report (``--report``, or ``<out>/predict-report.json``) is kept unless the
+    run continues its job (``--resume``, which rewrites it for the whole job) or replaces it (``--force``).
+
+    The working-folder default of a run without ``--out`` is replaced by every run: such runs write new
+    ``<name>_ovavss`` folders, so each is a job of its own and the report describes the latest.
+    """
+    if options.report is None and options.out is None:
+        return
+    path = report_path(options, multi_input)
+    if path is not None and path.is_dir():
+        raise OvavssError("is a directory; give a file name for --report", path=path)
+    if path is not None and path.exists() and not (options.resume or options.force):
+        raise OvavssError(
+            "job report already exists; pass --resume to continue that job (the report is rewritten) or --force",
+            path=path,
+        )
 
 
 def finish_report(report: PredictReport, options, multi_input: bool, process: ProcessInfo) -> PredictReport:

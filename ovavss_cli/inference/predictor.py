@@ -55,7 +55,15 @@ from ..hub import DEFAULT_WEIGHTS
 from ..models.run_options import check_clip_queries, resolve_precision
 from ..viz.overlay import OverlayPainter, vocab_colours
 from .outputs import OVERLAY_FILE, OVERLAY_MAX_SIDE, PredictionWriter, mask_file, output_folder
-from .predict_jobs import InputRecord, PredictReport, finish_report, plan_job, print_failure, run_job
+from .predict_jobs import (
+    InputRecord,
+    PredictReport,
+    finish_report,
+    plan_job,
+    print_failure,
+    refuse_existing_report,
+    run_job,
+)
 from .sharding import sharded_processes
 
 SAMPLING_NOTE = (
@@ -237,7 +245,8 @@ class _MaskOverlay:
             self._index = index
             label_map, _ = read_label_png(self.folder / mask_file(index))
             if label_map.shape != image.shape[:2]:  # overlay.mp4 is painted at a bounded working size
-                label_map = np.asarray(Image.fromarray(label_map).resize(image.shape[1::-1], Image.Resampling.NEAREST))
+                small = Image.fromarray(label_map.astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.NEAREST)
+                label_map = np.asarray(small)  # ids are vocabulary indices (uint8 in the mask PNGs)
             self._label_map = label_map
         return self.painter.paint(image, self._label_map, key=index)
 
@@ -274,6 +283,8 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
     resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
     check_clip_queries(options.clip_queries)
     audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
+    multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
+    refuse_existing_report(options, multi_input)
     with sharded_processes(options.device) as process:
         device = process.device
         planned, problems = broadcast_object(plan_job(inputs, options.out, options.resume) if process.is_main else None)
@@ -281,7 +292,6 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
         if process.is_main:
             for problem in problems:
                 print_failure(problem)
-        multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
         if planned:
             from .. import load_model  # heavy (torch models); only once the inputs make sense
 
