@@ -230,7 +230,7 @@ def run_fixture(job: dict) -> dict:
     runs, seconds = {}, {}
     for precision in job["precisions"]:
         runs[precision], seconds[precision], crops = timed_run(precision, job["clip_queries"])
-        cold = " (text embeddings cold)" if len(runs) == 1 else ""
+        cold = " (first call: text embeddings too, unless on disk)" if len(runs) == 1 else ""
         rows.append(check(name, f"{precision} predict_clip seconds", round(seconds[precision], 2), None, None,
                           f"{crops} CLIP crops{cold}"))  # fmt: skip
     parity_top = top_pairs(runs["fp32"].query_ids, runs["fp32"].class_probs)
