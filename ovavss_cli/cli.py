@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
+from .version import __version__
 from .errors import OvavssError
 
 
@@ -340,7 +340,7 @@ def predict_cmd(
     ),
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary (torchrun: sharded)."""
-    from .inference.predictor import PredictOptions, run_predict
+    from .inference.predict_jobs import PredictOptions, run_predict
     from .models.run_options import parse_clip_queries
 
     options = PredictOptions(
@@ -438,8 +438,7 @@ def weights_import_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an already imported checkpoint."),
 ) -> None:
     """Convert an official checkpoint into the local store, so --weights NAME finds it offline."""
-    from .hub import import_weights
-    from .models.convert import print_report
+    from .models.convert import import_weights, print_report
 
     print_report(import_weights(src, name, vggish=vggish, force=force))
 

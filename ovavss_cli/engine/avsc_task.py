@@ -37,13 +37,13 @@ from ..data.avsobject import AVSObjectDataset, ObjectClip, find_object_roots, lo
 from ..data.classes import LABEL_NAMES
 from ..errors import OvavssError
 from ..metrics.object_eval import evaluate_model
+from ..models.api import model_checkpoint_config
 from ..models.avsc.config import ARCHITECTURE, AVSCConfig, preset_config
 from ..models.avsc.loss import AVSCCriterion, AVSCLossConfig, AVSCTargets, InstanceTarget, build_instance_target
-from ..models.avsc.model import AVSC, build_avsc
-from ..models.avsc.weights import avsc_checkpoint_config
+from ..models.avsc.model import AVSC
 from ..models.checkpoint import read_checkpoint
 from ..models.convert import VGGISH_PREFIX
-from ..models.ovavss.preprocess import normalize_and_pad
+from ..models.preprocess import normalize_and_pad
 from .augment import augment_clip
 from .ovavss_task import VGGISH_HELP, read_init_state, read_vggish_state
 from .run_config import TrainConfig
@@ -326,7 +326,7 @@ class AVSCTask:
 
     def build_model(self) -> AVSC:
         """The preset's model with ``--init`` and ``--vggish`` applied; reports what was loaded."""
-        model = build_avsc(self.model_config)
+        model = AVSC(self.model_config)
         loaded: dict[str, Tensor] = {}
         if self.config.init is not None:
             loaded, left_out = read_avsc_init(Path(self.config.init), model, self.config.run_dir, self.config.init_mode)
@@ -343,7 +343,7 @@ class AVSCTask:
         return model
 
     def export(self, model: AVSC) -> tuple[dict[str, Tensor], dict]:
-        return model.state_dict(), avsc_checkpoint_config(model.config)
+        return model.state_dict(), model_checkpoint_config(model.config)
 
     # -------------------------------------------------------------------------------------------- data
 

@@ -47,11 +47,11 @@ from ..models.api import model_checkpoint_config
 from ..models.checkpoint import read_checkpoint, sha256_file, sidecar_path
 from ..models.convert import CLIP_PREFIX, VGGISH_PREFIX, convert_checkpoint, expected_shapes
 from ..models.ovavss.audio_cache import AudioEmbeddingCache
-from ..models.ovavss.config import OVAVSSConfig, preset_config
+from ..models.ovavss.config import OVAVSSConfig, preset_config, with_openai_clip
 from ..models.ovavss.model import OVAVSS
 from ..models.ovavss.postprocess import masks_at_frame_size
 from ..models.ovavss.predict import ClipPrediction
-from ..models.ovavss.preprocess import normalize_and_pad, shortest_edge_size
+from ..models.preprocess import normalize_and_pad, shortest_edge_size
 from ..models.safe_load import load_foreign_state_dict
 from ..paths import cache_root
 from .augment import AugmentConfig, augment_clip
@@ -433,7 +433,7 @@ class OVAVSSTask:
         for path, state in sources:
             _fits(shapes, state, path)
         if pretrained and not any(key.startswith(CLIP_PREFIX) for key in loaded):
-            config.open_vocab.pretrained = "openai"  # CLIP is not trained: OpenAI's weights, as the reference
+            config = with_openai_clip(config)  # CLIP is not trained: OpenAI's weights, as the reference
         try:
             model = OVAVSS(config)
         except OvavssError as error:
@@ -441,9 +441,8 @@ class OVAVSSTask:
                 f"{error}; download the OpenAI CLIP once with network access (it lands in the Hugging Face cache)"
             ) from None
         model.load_state_dict(loaded, strict=False)
-        left = [key for key in model.state_dict() if key not in loaded]
-        if config.open_vocab.pretrained:
-            left = [key for key in left if not key.startswith(CLIP_PREFIX)]
+        fetched = model.fetched_state_prefixes()
+        left = [key for key in model.state_dict() if key not in loaded and not (fetched and key.startswith(fetched))]
         _say(f"weights loaded: {_summarise(list(loaded))}")
         _say(f"weights at initialisation: {_summarise(left)}")
         self.model = model
@@ -451,8 +450,8 @@ class OVAVSSTask:
 
     def export(self, model: OVAVSS) -> tuple[dict[str, Tensor], dict]:
         """A ``kind="model"`` state (CLIP left out when its config fetches OpenAI's weights) and its config."""
-        skip_clip = bool(model.config.open_vocab.pretrained)
-        state = {k: v for k, v in model.state_dict().items() if not (skip_clip and k.startswith(CLIP_PREFIX))}
+        fetched = model.fetched_state_prefixes()
+        state = {k: v for k, v in model.state_dict().items() if not (fetched and k.startswith(fetched))}
         return state, model_checkpoint_config(model.config)
 
     # -------------------------------------------------------------------------------------------- data

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from .. import __version__
+from ..version import __version__
 from ..atomic import atomic_write_text, refuse_overwrite
 from ..console import console
 from ..data.audio_conditions import (
@@ -352,7 +352,7 @@ def run_probe_audio(
         if out is not None:
             refuse_overwrite(out, force)
     if benchmark == "avsbench-ov":
-        from .. import load_model
+        from ..models.api import load_model
         from ..device import resolve_device
 
         model = load_model(weights, device=resolve_device(device))

@@ -30,16 +30,13 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import numpy as np
 
 from ..atomic import atomic_dir
 from ..data.labelmap import write_label_png
 from ..errors import OvavssError
-
-if TYPE_CHECKING:
-    from .predictor import FramePrediction
 
 FORMAT = "ovavss-predictions/1"
 PREDICTIONS_FILE = "predictions.json"
@@ -110,6 +107,18 @@ def mask_file(index: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # writing
+
+
+@dataclass(frozen=True)
+class FramePrediction:
+    """The model's answer for one sampled frame."""
+
+    index: int  # sample index k
+    sample_time: float  # nominal sample time (k + 0.5) / fps, seconds from the first frame
+    time: float  # the chosen frame's own time (its audio window is centred here)
+    image: np.ndarray  # (H, W, 3) uint8 RGB: the frame the model saw (upright)
+    label_map: np.ndarray  # (H, W) uint8: 0 = background, i = vocab[i - 1]
+    scores: dict[int, float]  # label id -> best score among the detections painted in this frame's window
 
 
 class PredictionWriter:

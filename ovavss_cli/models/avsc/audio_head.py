@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..ovavss.decoder import MLP
+from ..layers.decoder import MLP
 
 
 @dataclass

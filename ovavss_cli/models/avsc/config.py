@@ -13,14 +13,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config_json import from_dict, to_dict
 from ...data.classes import CLASS_NAMES, S4_CATEGORY_TO_CLASS
 from ...errors import OvavssError
-from ..ovavss.backbone import ResNetConfig, SwinConfig
+from ..layers.backbone import ResNetConfig, SwinConfig
+from ..layers.decoder import MaskDecoderConfig
+from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.vggish import VGGishConfig
 from ..ovavss.config import ovavss_tiny
-from ..ovavss.decoder import MaskDecoderConfig
-from ..ovavss.pixel_decoder import PixelDecoderConfig
-from ..ovavss.vggish import VGGishConfig
 from .audio_head import AudioHeadConfig
 from .correlation import CorrelationConfig
 
@@ -116,16 +115,3 @@ def preset_config(name: str) -> AVSCConfig:
     if name not in PRESETS:
         raise OvavssError(f"unknown AVSC preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]()
-
-
-# ------------------------------------------------------------------------------------------ JSON form
-
-
-def config_to_dict(config: AVSCConfig) -> dict[str, Any]:
-    """A JSON-ready dict; the backbone carries a ``type`` tag as OV-AVSS's does."""
-    return to_dict(config)
-
-
-def config_from_dict(data: dict[str, Any]) -> AVSCConfig:
-    """The config stored in a checkpoint (:func:`config_to_dict`'s output); bad fields give an OvavssError."""
-    return from_dict(AVSCConfig, data, "AVSC model config")

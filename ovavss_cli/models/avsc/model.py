@@ -16,17 +16,23 @@ are OV-AVSS's, so Mask2Former ``kind="init"`` checkpoints and VGGish weights loa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from ..ovavss.backbone import build_backbone
-from ..ovavss.decoder import AudioConditionedMaskDecoder
-from ..ovavss.pixel_decoder import AudioVisualPixelDecoder
-from ..ovavss.vggish import build_vggish
+from ...errors import OvavssError
+from ..layers.backbone import build_backbone
+from ..layers.decoder import AudioConditionedMaskDecoder
+from ..layers.pixel_decoder import AudioVisualPixelDecoder
+from ..layers.vggish import build_vggish
+from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
+from ..run_options import precision_context
 from . import predict
 from .audio_head import AudioCategoryHead
 from .config import AVSCConfig
 from .correlation import AudioVisualCorrelation, CorrelationOutput
+from .predict import FRAMES_PER_BATCH, to_frame_size
 
 
 class AVSC(nn.Module):
@@ -41,15 +47,23 @@ class AVSC(nn.Module):
         self.transformer_decoder = AudioConditionedMaskDecoder(config.decoder)  # audio layers off, K + 1 classes
         self.audio_head = AudioCategoryHead(config.audio_encoder.embed_dim, config.num_categories, config.audio_head)
         self.correlation = AudioVisualCorrelation(config.correlation)
-        # Set by load_avsc: which weights these are and their sha256 (predictions.json records them).
+        # Set by models.api.load_model: which weights these are and their sha256 (predictions.json records them).
         self.weights_id: str | None = None
         self.weights_sha256: str | None = None
-        self.window_size = config.window_size  # frames per predict_clip call from the video predictor
 
     @property
     def device(self) -> torch.device:
         """Where the model's weights are (inputs are moved there)."""
         return self.audio_head.norm.weight.device
+
+    @property
+    def window_size(self) -> int:
+        """Frames per predict_clip call from the video predictor (the model itself is per frame)."""
+        return self.config.window_size
+
+    def fetched_state_prefixes(self) -> tuple[str, ...]:
+        """Every AVSC tensor is in its checkpoints."""
+        return ()
 
     def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
         """(M, 1, 96, 64) log-mel examples -> (M, A) VGGish embeddings (no autograd graph when frozen: a
@@ -99,10 +113,65 @@ class AVSC(nn.Module):
         }
 
     # The inference API (``ovavss predict`` and ``eval --weights`` call these): see predict.py.
-    sounding_maps = predict.sounding_maps
-    predict_clip = predict.predict_clip
+    @torch.no_grad()
+    def sounding_maps(
+        self,
+        frames: predict.Frames,
+        audio: predict.Waveform | None,
+        sample_rate: int,
+        *,
+        frame_times: Sequence[float] | None = None,
+        precision: str = "fp32",
+    ) -> predict.SoundingMaps:
+        """Sounding probabilities of a clip. frames (T, H, W, 3) uint8 RGB; audio: waveform in [-1, 1] (any rate,
+        channels averaged) or None for silence; frame k <-> the k-th 0.96-s example unless ``frame_times``;
+        ``precision``: the segmenter's autocast, as OV-AVSS's (``run_options.resolve_precision``)."""
+        frames = as_frames(frames)
+        num_frames, height, width = frames.shape[:3]
+        config = self.config
+        audio_probs = self.audio_head(frame_audio_embeddings(self, audio, sample_rate, num_frames, frame_times))
+        audio_probs = audio_probs.float().sigmoid()  # (T, K)
+        resized = resize_shortest_edge(frames, config.min_size_test, config.max_size_test)
+        images, image_size = normalize_and_pad(resized, config.size_divisibility)  # (T, 3, Hp, Wp)
+        autocast = precision_context(precision, self.device)
+        parts: list[tuple[torch.Tensor, ...]] = []
+        for start in range(0, num_frames, FRAMES_PER_BATCH):
+            stop = start + FRAMES_PER_BATCH
+            with autocast:
+                instances = self.segment(images[start:stop].to(self.device))
+            attended = self.attend(instances, audio_probs[start:stop])
+            parts.append(
+                (
+                    to_frame_size(attended.masks, image_size, (height, width), "bilinear").clamp(0, 1).cpu(),
+                    to_frame_size(attended.categories, image_size, (height, width), "nearest").long().cpu(),
+                    attended.weights.cpu(),
+                    attended.kept_queries.cpu(),
+                )
+            )
+        probs, categories, weights, kept = (torch.cat(column) for column in zip(*parts, strict=True))
+        return predict.SoundingMaps(probs, categories, weights, kept, audio_probs.cpu())
 
+    def predict_clip(
+        self,
+        frames: predict.Frames,
+        audio: predict.Waveform | None,
+        sample_rate: int,
+        vocab: Sequence[str],
+        threshold: float = 0.3,
+        *,
+        frame_times: Sequence[float] | None = None,
+        precision: str = "fp32",
+        clip_queries: int | None = None,
+    ) -> predict.AVSCPrediction:
+        """Segment the sounding objects of a clip and paint them with ``vocab`` (see ``predict.py``'s docstring).
 
-def build_avsc(config: AVSCConfig) -> AVSC:
-    """An AVSC model with freshly initialised weights (the frozen audio encoder in eval mode)."""
-    return AVSC(config)
+        Same run options as OV-AVSS's ``predict_clip``; AVSC names its objects without CLIP, so there is
+        no fast mode and ``clip_queries`` must be None.
+        """
+        if clip_queries is not None:
+            raise OvavssError("--clip-queries: AVSC has no CLIP stage (the fast mode is OV-AVSS only)")
+        vocab = predict.check_names(vocab)
+        maps = self.sounding_maps(frames, audio, sample_rate, frame_times=frame_times, precision=precision)
+        return predict.paint_vocabulary(
+            maps, self.config.categories, self.config.correlation.threshold, vocab, threshold
+        )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ...config_json import from_dict, to_dict
 from ...errors import OvavssError
-from .backbone import ResNetConfig, SwinConfig
-from .decoder import MaskDecoderConfig
+from ..layers.backbone import ResNetConfig, SwinConfig
+from ..layers.decoder import MaskDecoderConfig
+from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.vggish import VGGishConfig
 from .open_vocab import OpenVocabConfig
-from .pixel_decoder import PixelDecoderConfig
-from .vggish import VGGishConfig
 
 
 @dataclass
@@ -90,6 +89,11 @@ def ovavss_tiny() -> OVAVSSConfig:
 PRESETS = {"ovavss-r50": ovavss_r50, "ovavss-swinb": ovavss_swinb, "ovavss-tiny": ovavss_tiny}
 
 
+def with_openai_clip(config: OVAVSSConfig) -> OVAVSSConfig:
+    """A copy of ``config`` whose CLIP loads open_clip's OpenAI weights (those the reference's ``clip.load`` gives)."""
+    return replace(config, open_vocab=replace(config.open_vocab, pretrained="openai"))
+
+
 def preset_config(name: str) -> OVAVSSConfig:
     if name not in PRESETS:
         raise OvavssError(f"unknown model preset '{name}' (known: {', '.join(PRESETS)})")
@@ -99,15 +103,10 @@ def preset_config(name: str) -> OVAVSSConfig:
 # ------------------------------------------------------------------------------------------ JSON form
 
 
-def config_to_dict(config: OVAVSSConfig) -> dict[str, Any]:
-    """A JSON-ready dict; the backbone carries a ``type`` tag (``resnet`` / ``swin``)."""
-    return to_dict(config)
-
-
-def config_from_dict(data: dict[str, Any]) -> OVAVSSConfig:
-    """Inverse of :func:`config_to_dict`; an OvavssError names any field that does not fit."""
+def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """The config dict of an older checkpoint in the current form."""
     open_vocab = data.get("open_vocab")
     if isinstance(open_vocab, dict) and open_vocab.get("max_clip_queries", 0) is None:
         # Written before the fast mode became a run option (``clip_queries``); null meant "all queries".
         data = {**data, "open_vocab": {k: v for k, v in open_vocab.items() if k != "max_clip_queries"}}
-    return from_dict(OVAVSSConfig, data, "model config")
+    return data

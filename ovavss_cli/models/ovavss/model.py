@@ -6,16 +6,23 @@ The attribute names below define the checkpoint keys (see ``models/keymap.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
-from .backbone import build_backbone
+from ..interface import Detection
+from ..layers.backbone import build_backbone
+from ..layers.decoder import AudioConditionedMaskDecoder
+from ..layers.pixel_decoder import AudioVisualPixelDecoder
+from ..layers.vggish import build_vggish
+from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
+from ..run_options import precision_context
 from .config import OVAVSSConfig
-from .decoder import AudioConditionedMaskDecoder
-from .open_vocab import OpenVocabClassifier
-from .pixel_decoder import AudioVisualPixelDecoder
-from .predict import predict_clip
-from .vggish import build_vggish
+from .open_vocab import OpenVocabClassifier, check_vocabulary
+from .postprocess import PostprocessConfig, postprocess
+from .predict import ClipPrediction, WindowPrediction, pad_window
 
 
 class OVAVSS(nn.Module):
@@ -61,10 +68,79 @@ class OVAVSS(nn.Module):
         mask_features, multi_scale, fused_audio = self.pixel_decoder(features, audio.flatten(0, 1))
         return self.transformer_decoder(multi_scale, mask_features, fused_audio, batch)
 
-    # Segment and name the sounding objects of one clip: see predict.predict_clip.
-    predict_clip = predict_clip
+    def fetched_state_prefixes(self) -> tuple[str, ...]:
+        """CLIP comes from open_clip when the config names its weights (``open_vocab.pretrained``)."""
+        return ("open_vocab.clip.",) if self.config.open_vocab.pretrained else ()
 
+    @torch.no_grad()
+    def predict_clip(
+        self,
+        frames: np.ndarray | torch.Tensor,
+        audio: np.ndarray | torch.Tensor | None,
+        sample_rate: int,
+        vocab: Sequence[str],
+        threshold: float = 0.3,
+        *,
+        frame_times: Sequence[float] | None = None,
+        precision: str = "fp32",
+        clip_queries: int | None = None,
+    ) -> ClipPrediction:
+        """Segment the sounding objects of a clip and name them with ``vocab``.
 
-def build_ovavss(config: OVAVSSConfig) -> OVAVSS:
-    """An OV-AVSS model with freshly initialised weights (frozen parts in eval mode)."""
-    return OVAVSS(config)
+        frames: (T, H, W, 3) uint8 RGB at the original size; audio: waveform in [-1, 1] covering the clip
+        (any rate: resampled to 16 kHz; several channels: averaged), or None for silence.
+        precision: "fp32" (parity), "fp16", "bf16" or "auto" (``run_options.resolve_precision``): the autocast of
+        the segmenter and the CLIP towers. clip_queries: the fast mode (only the K queries most likely to
+        be sounding go to CLIP; None = all, the reference).
+        """
+        vocab = tuple(vocab)
+        check_vocabulary(vocab)
+        frames = as_frames(frames)
+        num_frames, height, width = frames.shape[:3]
+        config = self.config
+        window = config.window_size
+        device = self.device
+
+        audio_embeddings = frame_audio_embeddings(self, audio, sample_rate, num_frames, frame_times)
+        resized = resize_shortest_edge(frames, config.min_size_test, config.max_size_test)  # (T, h, w, 3) uint8
+        images, image_size = normalize_and_pad(resized, config.size_divisibility)  # (T, 3, Hp, Wp)
+        padded_size = tuple(images.shape[-2:])
+        frames_chw = resized.permute(0, 3, 1, 2)  # (T, 3, h, w) uint8: what CLIP crops
+
+        starts = list(range(0, num_frames, window))
+        autocast = precision_context(precision, device)
+        logits_out, masks_out, windows, label_maps, detections = [], [], [], [], []
+        postprocess_config = PostprocessConfig(score_threshold=threshold)
+        for index, start in enumerate(starts):
+            window_images = pad_window(images[start : start + window], window)[None].to(device)
+            window_audio = pad_window(audio_embeddings[start : start + window], window)[None].to(device)
+            with autocast:
+                outputs = self(window_images, window_audio)
+            logits_out.append(outputs["pred_logits"])
+            masks_out.append(outputs["pred_masks"])
+            real = min(window, num_frames - start)
+            masks = outputs["pred_masks"][0, :, :real]  # (Q, real, Hp/4, Wp/4)
+            window_frames, window_logits = frames_chw[start : start + real], outputs["pred_logits"][0]
+            with autocast:
+                named = self.open_vocab(
+                    window_frames, masks, padded_size, vocab, window_logits, clip_queries=clip_queries
+                )
+            painted = postprocess(
+                named.class_probs, named.query_ids, masks, padded_size, image_size, (height, width), postprocess_config
+            )
+            windows.append(WindowPrediction(start, real, named, painted.kept))
+            label_maps.append(painted.label_maps.cpu())
+            detections += [Detection(index, k.query, k.label, k.score) for k in painted.kept]
+
+        return ClipPrediction(
+            vocab=vocab,
+            label_maps=torch.cat(label_maps),
+            pred_logits=torch.cat(logits_out),
+            pred_masks=torch.cat(masks_out),
+            query_ids=torch.cat([w.open_vocab.query_ids.cpu() for w in windows]),
+            window_ids=torch.cat([torch.full((len(w.open_vocab.query_ids),), i) for i, w in enumerate(windows)]),
+            class_probs=torch.cat([w.open_vocab.class_probs.cpu() for w in windows]),
+            detections=detections,
+            windows=windows,
+            audio_embeddings=audio_embeddings,
+        )
