@@ -32,7 +32,7 @@ from ovavss_cli.engine.run_config import TrainConfig, tiny_recipe
 from ovavss_cli.engine.run_log import LOG_FILE, read_log
 from ovavss_cli.engine.train import run_training
 from ovavss_cli.inference.audio_probe import probe_audio, probe_table
-from ovavss_cli.metrics.object_eval import evaluate_object
+from ovavss_cli.inference.evaluate import evaluate_model_on_avsbench_object
 from ovavss_cli.models.avsc.weights import load_avsc
 
 #: S4 classes whose generated looks and tones are easy to tell apart.
@@ -92,7 +92,7 @@ def main() -> None:
         print(f"{name}: {args.steps} steps in {time.perf_counter() - started:.0f} s, run folder {config.run_dir}")
         curves[name] = validation_curve(read_log(config.run_dir / LOG_FILE))
         model = load_avsc(str(config.run_dir / "model.safetensors"))
-        tests[name] = evaluate_object(data, "s4", model=model).scores
+        tests[name] = evaluate_model_on_avsbench_object(data, "s4", model).scores
         if args.probe:
             console.print(probe_table(probe_audio(model, data, benchmark="s4", seed=args.seed)))
 

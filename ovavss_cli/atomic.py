@@ -52,6 +52,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def temporary_dir_beside(path: str | Path) -> Path:
+    """A new hidden folder next to ``path`` (``.<name>.*.tmp``), to be renamed to ``path`` once complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _normal_permissions(tmp, 0o777)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; on success rename it to ``path``.
@@ -59,10 +68,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     ``path`` must not exist yet (callers check ``--force`` and remove it first). On failure the
     temporary directory is deleted, so a reader never sees a half-filled output folder.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    _normal_permissions(tmp, 0o777)
+    tmp = temporary_dir_beside(path)
     try:
         yield tmp
         os.replace(tmp, path)

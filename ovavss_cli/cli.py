@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from .version import __version__
 from .errors import OvavssError
+from .version import __version__
 
 
 class _OvavssGroup(TyperGroup):
@@ -143,8 +143,8 @@ def eval_cmd(
         help="avsbench-ov: OV-AVSS metrics on AVSBench-semantic. s4 | ms3: AVSBench-object mJ / mF (official "
         "per-batch and clean); --pred PRED_DIR/<name>/<name>_<k>.png masks, or --weights an AVSC model.",
     ),
-    batch_size: int = typer.Option(
-        4, "--batch-size", help="s4 / ms3: clips per official batch (F is a per-batch max; test.sh uses 4)."
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="s4 / ms3: clips per official batch (default 4, as test.sh; F is a per-batch max)."
     ),
     pred: str | None = typer.Option(
         None,
@@ -159,7 +159,9 @@ def eval_cmd(
         "Default when --pred is not given: the registry's default model.",
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    threshold: float = typer.Option(0.3, "--threshold", help="With --weights: minimum score of a painted mask."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="avsbench-ov with --weights: minimum score of a painted mask (default 0.3)."
+    ),
     split_file: str | None = typer.Option(
         None, "--split-file", help="Split JSON from make-split: score its splits.test (default: metadata test rows)."
     ),
@@ -182,34 +184,24 @@ def eval_cmd(
     clip_queries: str = CLIP_QUERIES_OPTION,
 ) -> None:
     """Score predictions on the AVSBench-OV test split with the OV-AVSS metrics (mIoU all/base/novel/harmonic, F),
-    or on S4 / MS3 with the AVSBench-object J and F."""
+    or on S4 / MS3 with the AVSBench-object J and F (torchrun: --weights sharded over the processes)."""
+    from .inference.evaluate import EvalOptions, run_eval
+    from .metrics import object_eval, report
     from .models.run_options import parse_clip_queries
 
-    queries = parse_clip_queries(clip_queries)
-    if benchmark != "avsbench-ov":
-        from .metrics import object_eval
-
-        ov_options = {
-            "--split-file": split_file, "--base": base, "--novel": novel, "--no-filter-gt": not filter_gt,
-            "--gt-source": gt_source != "auto", "--clip-queries": queries is not None,
-        }  # fmt: skip
-        payload = object_eval.run_object_eval(
-            benchmark, data, pred=pred, weights=weights, batch_size=batch_size, device=device,
-            allow_missing=allow_missing, json_out=json_out, force=force, avsbench_ov_options=ov_options,
-            precision=precision,
-        )  # fmt: skip
-        typer.echo(object_eval.summary_line(payload))
-        return
-    from .metrics import evaluate, report
-
-    config = evaluate.EvalConfig(gt_source=gt_source, filter_gt_to_sounding=filter_gt, allow_missing=allow_missing)
-    class_set = report.class_set_from_flags(base, novel)
-    payload = report.run_eval(
-        data, pred, split_file, config, class_set=class_set, json_out=json_out, force=force,
-        weights=weights, device=device, threshold=threshold, precision=precision, clip_queries=queries,
+    options = EvalOptions(
+        data, benchmark, pred, weights, device, precision, json_out, force, allow_missing, split_file,
+        report.class_set_from_flags(base, novel), gt_source, filter_gt, threshold, parse_clip_queries(clip_queries),
+        batch_size,
     )  # fmt: skip
-    report.show_results(payload)
-    typer.echo(report.summary_line(payload))
+    payload = run_eval(options)
+    if payload is None:  # a torchrun rank other than 0: rank 0 prints
+        return
+    if benchmark == "avsbench-ov":
+        report.show_results(payload)
+        typer.echo(report.summary_line(payload))
+    else:
+        typer.echo(object_eval.summary_line(payload))
 
 
 @app.command("probe-audio")
@@ -237,7 +229,8 @@ def probe_audio_cmd(
     chart: str | None = typer.Option(None, "--chart", help="Write a PNG bar chart of the metrics per condition."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --json / --chart files."),
 ) -> None:
-    """Does the model listen? Score it on the test clips with their sound kept, muted, noised and swapped."""
+    """Does the model listen? Score it on the test clips with their sound kept, muted, noised and swapped
+    (torchrun: sharded over the processes)."""
     from .inference.audio_probe import run_probe_audio, summary_line
 
     report = run_probe_audio(
@@ -245,7 +238,8 @@ def probe_audio_cmd(
         conditions=audio_conditions, device=device, threshold=threshold, batch_size=batch_size, seed=seed,
         json_out=json_out, chart_out=chart, force=force,
     )  # fmt: skip
-    typer.echo(summary_line(report))
+    if report is not None:  # None on the torchrun ranks other than 0
+        typer.echo(summary_line(report))
 
 
 @app.command("train")

@@ -36,7 +36,7 @@ from ..data.avsbench import stack_frames
 from ..data.avsobject import AVSObjectDataset, ObjectClip, find_object_roots, load_avsobject
 from ..data.classes import LABEL_NAMES
 from ..errors import OvavssError
-from ..metrics.object_eval import evaluate_model
+from ..metrics.object_eval import score_clips
 from ..models.api import model_checkpoint_config
 from ..models.avsc.config import ARCHITECTURE, AVSCConfig, preset_config
 from ..models.avsc.loss import AVSCCriterion, AVSCLossConfig, AVSCTargets, InstanceTarget, build_instance_target
@@ -372,11 +372,23 @@ class AVSCTask:
         result = self.criterion(outputs, targets, frame_generators)
         return LossOutput(result.total, {name: result.terms[name].item() for name in LOGGED_TERMS})
 
+    def _val_probabilities(self, model: AVSC):
+        """Per val clip, the model's sounding probabilities of its annotated frames (as ``eval --weights``)."""
+        for clip in self.val_clips:
+            probs = model.sounding_maps(self.dataset.read_frames(clip), *self.dataset.read_audio(clip)).probs
+            yield clip, [probs[frame] for frame in self.dataset.label_frames(clip)]
+
     def validate(self, model: AVSC) -> dict[str, float]:
         """Official (batch 4) and clean mJ / mF on the val clips."""
         if not self.val_clips:
             return {}
-        scores = evaluate_model(model, self.dataset, self.val_clips)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                scores, _, _ = score_clips(self.dataset, self._val_probabilities(model), total=len(self.val_clips))
+        finally:
+            model.train(was_training)
         return {
             "mJ": scores.official_miou,
             "mF": scores.official_fscore,

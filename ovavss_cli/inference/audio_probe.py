@@ -17,9 +17,9 @@ Each metric also gets its relative drop vs ``original``, (original - condition) 
 scores the same under every condition (drops ~0, fpr ~ its original foreground fraction); a model that
 listens loses its masks without sound (mIoU drop ~1, fpr ~0).
 
-The model loop is a thin layer over the per-clip prediction functions eval uses
-(``dataset_predict.clip_label_maps``, ``object_eval.model_probabilities``), so it can be sharded like
-eval's.
+Each condition is one run of eval's own model loop (``evaluate.tally_model_on_avsbench_ov`` /
+``tally_model_on_avsbench_object``), so under torchrun it is sharded like ``eval --weights`` and gives the
+numbers of one process.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.table import Table
 
-from ..version import __version__
 from ..atomic import atomic_write_text, refuse_overwrite
 from ..console import console
 from ..data.audio_conditions import (
@@ -46,7 +44,10 @@ from ..data.audio_conditions import (
     parse_conditions,
     white_noise,
 )
+from ..engine.distributed import ProcessInfo
 from ..errors import OvavssError
+from ..version import __version__
+from .sharding import sharded_processes
 
 BENCHMARKS: tuple[str, ...] = ("avsbench-ov", "s4", "ms3")
 FORMAT = "ovavss-audio-probe/1"
@@ -150,18 +151,13 @@ def _foreground_metrics(condition: str, iou, fraction) -> dict[str, float | None
     }
 
 
-def _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, progress_label):
-    from ..data.avsbench import load_avss
-    from ..metrics.evaluate import EvalConfig, gt_frames, load_test_split, score_predictions
+def _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, progress_label, process):
+    from ..metrics.evaluate import EvalConfig, load_test_frames
     from ..metrics.foreground import ForegroundFraction, ForegroundIoU
     from ..metrics.report import results_payload
-    from .dataset_predict import gt_frame_predictions
+    from .evaluate import tally_model_on_avsbench_ov
 
-    dataset = load_avss(data)
-    split = load_test_split(dataset, split_file)
-    frames = gt_frames(dataset, split.clips)
-    if not frames:
-        raise OvavssError(f"the {len(split.clips)} test clips have no GT frames", path=dataset.root)
+    dataset, split, frames = load_test_frames(data, split_file)
     clip_by_key = {clip.uid: clip for clip in split.clips}
     donors = None
     if "misaligned" in conditions:
@@ -170,22 +166,22 @@ def _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, pro
     for condition in conditions:
         progress_label(condition)
         audio_of = _ConditionAudio(condition, dataset.read_audio, lambda clip: clip.uid, clip_by_key, donors, seed)
-        iou, fraction = ForegroundIoU(), ForegroundFraction()
-        predictions = gt_frame_predictions(model, dataset, split.clips, threshold=threshold, audio_of=audio_of)
-        result = score_predictions(
-            dataset, predictions, split=split, total=len(frames), config=EvalConfig(), frame_metrics=(iou, fraction)
-        )
-        payload = results_payload(result)
+        tally, (iou, fraction) = tally_model_on_avsbench_ov(
+            model, dataset, split.clips, process, config=EvalConfig(), threshold=threshold, audio_of=audio_of,
+            frame_metrics=lambda: (ForegroundIoU(), ForegroundFraction()), title=condition,
+        )  # fmt: skip
+        payload = results_payload(tally.result(split, EvalConfig()))
         metrics = {key: payload[key] for key in BENCHMARK_METRICS["avsbench-ov"]}
         results[condition] = {**metrics, **_foreground_metrics(condition, iou, fraction)}
     split_name = split.split_file.name if split.split_file else None
     return results, donors, len(split.clips), len(frames), split_name
 
 
-def _probe_avsbench_object(model, data, benchmark, conditions, seed, batch_size, progress_label):
+def _probe_avsbench_object(model, data, benchmark, conditions, seed, batch_size, progress_label, process):
     from ..data.avsobject import load_avsobject
     from ..metrics.foreground import ForegroundFraction, ForegroundIoU
-    from ..metrics.object_eval import evaluation_clips, model_probabilities, score_clips
+    from ..metrics.object_eval import evaluation_clips
+    from .evaluate import tally_model_on_avsbench_object
 
     dataset = load_avsobject(data, benchmark)
     clips = evaluation_clips(dataset, "test")
@@ -199,11 +195,11 @@ def _probe_avsbench_object(model, data, benchmark, conditions, seed, batch_size,
     for condition in conditions:
         progress_label(condition)
         audio_of = _ConditionAudio(condition, dataset.read_audio, lambda clip: clip.name, clip_by_key, donors, seed)
-        iou, fraction = ForegroundIoU(), ForegroundFraction()
-        with torch.no_grad():
-            scores, _, _ = score_clips(
-                dataset, model_probabilities(model, dataset, clips, audio_of), batch_size, len(clips), (iou, fraction)
-            )
+        tally, (iou, fraction) = tally_model_on_avsbench_object(
+            model, dataset, clips, process, batch_size=batch_size, audio_of=audio_of,
+            frame_metrics=lambda: (ForegroundIoU(), ForegroundFraction()), title=condition,
+        )  # fmt: skip
+        scores, _, _ = tally.result(dataset)
         metrics = {"mj": _number(scores.official_miou), "mf": _number(scores.official_fscore)}
         results[condition] = {**metrics, **_foreground_metrics(condition, iou, fraction)}
     return results, donors, len(clips), frames, None
@@ -227,23 +223,27 @@ def probe_audio(
     threshold: float = 0.3,
     batch_size: int = 4,
     on_condition: Callable[[str], None] | None = None,
+    process: ProcessInfo | None = None,
 ) -> ProbeReport:
     """Run ``model`` over the test clips of ``data`` once per audio condition and score every run.
 
     ``benchmark`` "avsbench-ov" (any model with ``predict_clip``; ``split_file`` as ``eval``) or "s4" /
     "ms3" (AVSC models, ``batch_size`` clips per official batch). ``on_condition(name)`` is called as each
     condition starts (for progress). Drops are computed when ``original`` is among the conditions.
+    ``process``: this rank of a torchrun job (each condition sharded as ``eval --weights``; every rank
+    returns the whole report).
     """
     conditions = parse_conditions(conditions)
     if benchmark not in BENCHMARKS:
         raise OvavssError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     progress_label = on_condition or (lambda condition: None)
+    process = process if process is not None else ProcessInfo(0, 0, 1, model.device)
     if benchmark == "avsbench-ov":
-        run = _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, progress_label)
+        run = _probe_avsbench_ov(model, data, conditions, split_file, seed, threshold, progress_label, process)
     else:
         if split_file is not None:
             raise OvavssError("--split-file: only for --benchmark avsbench-ov (S4 / MS3 use their metadata's test)")
-        run = _probe_avsbench_object(model, data, benchmark, conditions, seed, batch_size, progress_label)
+        run = _probe_avsbench_object(model, data, benchmark, conditions, seed, batch_size, progress_label, process)
     results, donors, clips, frames, split_name = run
     original = results.get("original")
     condition_results = [
@@ -343,33 +343,34 @@ def run_probe_audio(
     json_out: str | Path | None = None,
     chart_out: str | Path | None = None,
     force: bool = False,
-) -> ProbeReport:
-    """``ovavss probe-audio``: check the options and outputs first, load the model, probe, write, print."""
+) -> ProbeReport | None:
+    """``ovavss probe-audio``: check the options and outputs first, load the model, probe, write, print
+    (under torchrun: every rank probes its share, rank 0 writes and prints; None on the others)."""
     parsed = parse_conditions(conditions)
     if benchmark not in BENCHMARKS:
         raise OvavssError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     for out in (json_out, chart_out):
         if out is not None:
             refuse_overwrite(out, force)
-    if benchmark == "avsbench-ov":
-        from ..models.api import load_model
-        from ..device import resolve_device
+    from ..models.api import load_model
+    from .evaluate import load_object_model
 
-        model = load_model(weights, device=resolve_device(device))
-    else:
-        from ..metrics.object_eval import load_object_model
+    load = load_model if benchmark == "avsbench-ov" else load_object_model
+    with sharded_processes(device) as process:
+        model = load(weights, process.device)
+        if model_name is not None and model_name != model.architecture:
+            raise OvavssError(f"--model {model_name}: the weights hold a {model.architecture} model", path=weights)
 
-        model = load_object_model(weights, device)
-    if model_name is not None and model_name != model.architecture:
-        raise OvavssError(f"--model {model_name}: the weights hold a {model.architecture} model", path=weights)
+        def announce(condition: str) -> None:
+            if process.is_main:
+                console.print(f"[bold]{condition}[/]: running {model.weights_id} over the test clips")
 
-    def announce(condition: str) -> None:
-        console.print(f"[bold]{condition}[/]: running {model.weights_id} over the test clips")
-
-    report = probe_audio(
-        model, data, benchmark=benchmark, conditions=parsed, split_file=split_file, seed=seed,
-        threshold=threshold, batch_size=batch_size, on_condition=announce,
-    )  # fmt: skip
+        report = probe_audio(
+            model, data, benchmark=benchmark, conditions=parsed, split_file=split_file, seed=seed,
+            threshold=threshold, batch_size=batch_size, on_condition=announce, process=process,
+        )  # fmt: skip
+        if not process.is_main:
+            return None
     if json_out is not None:
         write_probe_json(report, json_out)
     if chart_out is not None:

@@ -1,9 +1,9 @@
 """Run a model over AVSBench clips and save its label maps in the ``eval --pred`` layout.
 
-``ovavss eval --weights`` uses this: every frame of every clip is predicted (AVSBench's 10-frame v2
-clips as two 5-frame windows, frame k paired with the clip audio's k-th VGGish example, exactly as the
-reference's test script does), written as ``PRED_DIR/<uid>/<frame>.png`` (ids = AVSS class ids, since
-the vocabulary is the 70 AVSS names in id order), and handed to the scorer as it goes.
+``ovavss eval --weights`` (``inference.evaluate``) uses this: every frame of every clip is predicted
+(AVSBench's 10-frame v2 clips as two 5-frame windows, frame k paired with the clip audio's k-th VGGish
+example, exactly as the reference's test script does), written as ``PRED_DIR/<uid>/<frame>.png`` (ids =
+AVSS class ids, since the vocabulary is the 70 AVSS names in id order), and handed to the scorer as it goes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_dir, refuse_existing_folder
 from ..data.avsbench import AVSSDataset, ClipMeta
 from ..data.classes import CLASS_NAMES
 from ..data.labelmap import write_label_png
@@ -64,35 +63,12 @@ def gt_frame_predictions(
             yield FramePrediction(clip, frame, label_maps[frame])
 
 
-def predict_clips(
-    model,
-    dataset: AVSSDataset,
-    clips: Sequence[ClipMeta],
-    pred_dir: str | Path,
-    *,
-    threshold: float = 0.3,
-    vocab: Sequence[str] = CLASS_NAMES,
-    precision: str = "auto",
-    clip_queries: int | None = None,
-) -> Iterator[FramePrediction]:
-    """Predict ``clips``, write ``pred_dir`` (atomically: it appears once complete) and yield the GT frames.
+def label_map_saver(folder: Path) -> Callable[[ClipMeta, np.ndarray], None]:
+    """``on_clip`` of :func:`gt_frame_predictions` that writes every frame's map as ``folder/<uid>/<frame>.png``
+    (the ``eval --pred`` layout; the caller makes ``folder`` appear once complete)."""
 
-    ``pred_dir`` must not exist yet (checked at once). The returned iterator must be consumed to the
-    end for the folder to appear. ``precision`` / ``clip_queries``: see ``models/run_options.py``.
-    """
-    pred_dir = Path(pred_dir)
-    refuse_existing_folder(pred_dir)
-    run = {"precision": precision, "clip_queries": clip_queries}
-    return _predict_clips(model, dataset, clips, pred_dir, threshold, vocab, run)
+    def save(clip: ClipMeta, label_maps: np.ndarray) -> None:
+        for frame, label_map in enumerate(label_maps):
+            write_label_png(prediction_path(folder, clip, frame), label_map.astype(np.uint8))
 
-
-def _predict_clips(model, dataset, clips, pred_dir, threshold, vocab, run) -> Iterator[FramePrediction]:
-    with atomic_dir(pred_dir) as tmp:  # the scorer's progress bar counts the frames as they come
-
-        def save(clip: ClipMeta, label_maps: np.ndarray) -> None:
-            for frame, label_map in enumerate(label_maps):
-                write_label_png(prediction_path(tmp, clip, frame), label_map.astype(np.uint8))
-
-        yield from gt_frame_predictions(
-            model, dataset, clips, threshold=threshold, vocab=vocab, on_clip=save, run=run
-        )
+    return save

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from rich.text import Text
 
-from ..version import __version__
 from ..atomic import atomic_write_text
 from ..console import console, make_progress
 from ..data.audio_conditions import load_replacement
@@ -38,6 +37,7 @@ from ..engine.distributed import ProcessInfo, broadcast_object
 from ..errors import OvavssError
 from ..hub import DEFAULT_WEIGHTS
 from ..models.run_options import check_clip_queries, resolve_precision
+from ..version import __version__
 from .outputs import OVERLAY_FILE, PREDICTIONS_FILE, unique_folder
 from .predictor import VideoPredictor
 from .sharding import JobProgress, balanced_shards, gather_to_main, sharded_processes
@@ -219,7 +219,8 @@ def run_job(
 
 
 def write_report(path: Path, report: PredictReport, options) -> None:
-    """The job report (JSON), written atomically; replaced by every run (it describes the latest one)."""
+    """The job report (JSON), written atomically; it describes the latest run of the job (an existing one is
+    replaced only as :func:`refuse_existing_report` allows)."""
     counts = {status: sum(r.status == status for r in report.records) for status in ("done", "skipped", "failed")}
     payload = {
         "format": REPORT_FORMAT,
@@ -239,6 +240,25 @@ def report_path(options, multi_input: bool) -> Path | None:
     if not multi_input:
         return None
     return (Path(options.out) if options.out is not None else Path.cwd()) / DEFAULT_REPORT
+
+
+def refuse_existing_report(options, multi_input: bool) -> None:
+    """Before any work: an existing report (``--report``, or ``<out>/predict-report.json``) is kept unless the
+    run continues its job (``--resume``, which rewrites it for the whole job) or replaces it (``--force``).
+
+    The working-folder default of a run without ``--out`` is replaced by every run: such runs write new
+    ``<name>_ovavss`` folders, so each is a job of its own and the report describes the latest.
+    """
+    if options.report is None and options.out is None:
+        return
+    path = report_path(options, multi_input)
+    if path is not None and path.is_dir():
+        raise OvavssError("is a directory; give a file name for --report", path=path)
+    if path is not None and path.exists() and not (options.resume or options.force):
+        raise OvavssError(
+            "job report already exists; pass --resume to continue that job (the report is rewritten) or --force",
+            path=path,
+        )
 
 
 def finish_report(report: PredictReport, options, multi_input: bool, process: ProcessInfo) -> PredictReport:
@@ -289,6 +309,8 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
     resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
     check_clip_queries(options.clip_queries)
     audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
+    multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
+    refuse_existing_report(options, multi_input)
     with sharded_processes(options.device) as process:
         device = process.device
         planned, problems = broadcast_object(plan_job(inputs, options.out, options.resume) if process.is_main else None)
@@ -296,7 +318,6 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
         if process.is_main:
             for problem in problems:
                 print_failure(problem)
-        multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
         if planned:
             from ..models.api import load_model  # heavy (torch models); only once the inputs make sense
 

@@ -33,7 +33,6 @@ import torch
 from PIL import Image
 from rich.progress import Progress
 
-from ..version import __version__
 from ..console import make_progress
 from ..data.audio_conditions import AudioReplacement
 from ..data.labelmap import read_label_png
@@ -49,6 +48,7 @@ from ..data.prefetch import decode_ahead
 from ..errors import OvavssError
 from ..models.interface import SegmentationModel
 from ..models.run_options import resolve_precision
+from ..version import __version__
 from ..viz.overlay import OverlayPainter, vocab_colours
 from .outputs import OVERLAY_FILE, OVERLAY_MAX_SIDE, FramePrediction, PredictionWriter, mask_file, output_folder
 
@@ -219,6 +219,7 @@ class _MaskOverlay:
             self._index = index
             label_map, _ = read_label_png(self.folder / mask_file(index))
             if label_map.shape != image.shape[:2]:  # overlay.mp4 is painted at a bounded working size
-                label_map = np.asarray(Image.fromarray(label_map).resize(image.shape[1::-1], Image.Resampling.NEAREST))
+                small = Image.fromarray(label_map.astype(np.uint8)).resize(image.shape[1::-1], Image.Resampling.NEAREST)
+                label_map = np.asarray(small)  # ids are vocabulary indices (uint8 in the mask PNGs)
             self._label_map = label_map
         return self.painter.paint(image, self._label_map, key=index)

@@ -11,27 +11,46 @@ summary files and prints; merged in input order, they are what one process would
 shows their sum, exchanged twice a second over a separate gloo group by a background thread (so
 the exchange never waits for a slow model call and works under NCCL too).
 
-Code that runs a model over a dataset (``eval --weights``, the audio probe) reuses the same three
-steps: :func:`sharded_processes`, this rank's ``balanced_shards(...)[rank]``, :func:`gather_to_main`.
+Code that scores a model on a dataset (``eval --weights``, the audio probe) splits the clips with
+:func:`contiguous_shards` instead: consecutive runs balanced by frames, so that the per-rank metric
+tallies, gathered with :func:`gather_results` and merged in rank order, are exactly those of one pass
+(float sums depend on their order; official S4 / MS3 batches stay whole). Their saved predictions go
+into one folder that every rank writes and rank 0 publishes (:func:`shared_output_folder`).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
+import itertools
 import os
+import shutil
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from ..atomic import temporary_dir_beside
 from ..console import make_progress
-from ..engine.distributed import ProcessInfo, gather_objects, is_main_process, start_processes, stop_processes
+from ..engine.distributed import (
+    ProcessInfo,
+    barrier,
+    broadcast_object,
+    gather_objects,
+    is_main_process,
+    start_processes,
+    stop_processes,
+)
+from ..errors import OvavssError
 
 #: Seconds between two exchanges of the progress counters.
 PROGRESS_INTERVAL_S = 0.5
+
+Result = TypeVar("Result")
 
 
 def balanced_shards(sizes: Sequence[float], world_size: int) -> list[list[int]]:
@@ -48,6 +67,68 @@ def balanced_shards(sizes: Sequence[float], world_size: int) -> list[list[int]]:
         shards[rank].append(index)
         heapq.heappush(loads, (load + max(float(sizes[index]), 1e-9), rank))
     return [sorted(shard) for shard in shards]
+
+
+def contiguous_shards(sizes: Sequence[float], world_size: int) -> list[range]:
+    """Consecutive item indices per rank, cut where the running total of ``sizes`` is nearest to r / N of
+    the whole (ties: the earlier cut). Deterministic; ranks past the items get empty ranges."""
+    if world_size < 1:
+        raise ValueError("world_size must be >= 1")
+    running = list(itertools.accumulate((float(size) for size in sizes), initial=0.0))
+    cuts = [0]
+    for rank in range(1, world_size):
+        target = running[-1] * rank / world_size
+        after = bisect.bisect_left(running, target)  # the first cut at or past the target
+        before = max(after - 1, 0)
+        nearest = before if target - running[before] <= running[after] - target else after
+        cuts.append(max(nearest, cuts[-1]))
+    cuts.append(len(sizes))
+    return [range(start, stop) for start, stop in itertools.pairwise(cuts)]
+
+
+def gather_results(run_local: Callable[[], Result]) -> list[Result]:
+    """Every rank's ``run_local()``, in rank order, on every rank (``[run_local()]`` in one process).
+
+    A user error (``OvavssError``) on any rank is raised on every rank, so that no rank is left waiting
+    for one that gave up; the first rank's error wins.
+    """
+    try:
+        local: tuple[bool, Any] = (True, run_local())
+    except OvavssError as error:
+        local = (False, str(error))
+    parts = gather_objects(local)
+    errors = [value for ok, value in parts if not ok]
+    if errors:
+        raise OvavssError(errors[0])
+    return [value for _, value in parts]
+
+
+@contextlib.contextmanager
+def shared_output_folder(path: str | Path, process: ProcessInfo) -> Iterator[Path]:
+    """``atomic_dir`` for a whole job: rank 0 makes a temporary folder next to ``path``, every rank writes
+    its share into it, and rank 0 renames it to ``path`` once every rank is done (removes it on an error).
+
+    The ranks must see the same file system (one machine, or a shared one): checked before any work.
+    """
+    tmp = Path(broadcast_object(str(temporary_dir_beside(path)) if process.is_main else None))
+
+    def check_shared() -> None:
+        if not tmp.is_dir():
+            raise OvavssError(
+                f"rank {process.rank} does not see the output folder rank 0 made; the processes of one "
+                "job must share the file system of their outputs",
+                path=path,
+            )
+
+    try:
+        gather_results(check_shared)
+        yield tmp
+        barrier()
+        if process.is_main:
+            os.replace(tmp, path)
+    finally:
+        if process.is_main and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def set_cpu_threads(process: ProcessInfo) -> None:

@@ -21,12 +21,14 @@ F over the base / novel classes that occur (count > 0), the natural reading of s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..data.classes import BASE_IDS, NOVEL_IDS, NUM_LABELS
+from .running_sum import RunningSum
 
 #: beta^2 of the AVSBench F-score (precision weighted over recall).
 F_BETA2 = 0.3
@@ -239,16 +241,18 @@ class SegmentationScores:
 
 
 class SegmentationMetrics:
-    """Accumulates metric A and metric B frame by frame; memory is O(71^2), not O(frames).
+    """Accumulates metric A and metric B frame by frame: a (71, 71) confusion matrix, and per update the
+    (71,) metric-B terms (:class:`~.running_sum.RunningSum`: 1 KiB per frame).
 
     Usage: ``metrics.update(gt, pred)`` once per frame (H, W) or stack (N, H, W), then
-    ``metrics.compute()``.
+    ``metrics.compute()``. The accumulators of consecutive runs of frames (e.g. the shards of a
+    ``torchrun`` job) :meth:`merged` in run order compute exactly what one pass computes.
     """
 
     def __init__(self) -> None:
         self.confusion = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
-        self.iou_sum = np.zeros(NUM_LABELS, dtype=np.float64)
-        self.fscore_sum = np.zeros(NUM_LABELS, dtype=np.float64)
+        self.iou_sum = RunningSum(np.zeros(NUM_LABELS, dtype=np.float64))
+        self.fscore_sum = RunningSum(np.zeros(NUM_LABELS, dtype=np.float64))
         self.bin_frames = np.zeros(NUM_LABELS, dtype=np.int64)
         self.frames = 0
 
@@ -256,17 +260,28 @@ class SegmentationMetrics:
         """Add one frame (H, W) or a stack of frames (N, H, W) of GT and predicted ids."""
         self.confusion += confusion_matrix(gt, pred)
         per_frame = avss_frame_scores(gt, pred)
-        self.iou_sum += per_frame.iou.sum(axis=0)
-        self.fscore_sum += per_frame.fscore.sum(axis=0)
+        self.iou_sum.add(per_frame.iou.sum(axis=0))
+        self.fscore_sum.add(per_frame.fscore.sum(axis=0))
         self.bin_frames += per_frame.occurs.sum(axis=0)
         self.frames += per_frame.iou.shape[0]
+
+    @classmethod
+    def merged(cls, parts: Sequence[SegmentationMetrics]) -> SegmentationMetrics:
+        """One accumulator of the frames of ``parts`` (non-empty), which follow each other in this order."""
+        merged = cls()
+        merged.confusion = sum((part.confusion for part in parts), merged.confusion)
+        merged.iou_sum = RunningSum.concatenated([part.iou_sum for part in parts])
+        merged.fscore_sum = RunningSum.concatenated([part.fscore_sum for part in parts])
+        merged.bin_frames = sum((part.bin_frames for part in parts), merged.bin_frames)
+        merged.frames = sum(part.frames for part in parts)
+        return merged
 
     def compute(
         self, base_ids: tuple[int, ...] = BASE_IDS, novel_ids: tuple[int, ...] = NOVEL_IDS
     ) -> SegmentationScores:
         return SegmentationScores(
             gzsl=gzsl_scores(self.confusion, base_ids, novel_ids),
-            avss=avss_scores(self.iou_sum, self.fscore_sum, self.bin_frames, base_ids, novel_ids),
+            avss=avss_scores(self.iou_sum.value, self.fscore_sum.value, self.bin_frames, base_ids, novel_ids),
             confusion=self.confusion.copy(),
             frames=self.frames,
         )

@@ -17,7 +17,7 @@ Protocol (spec §9.1, reference ``demo_video/avsbench_dataloader.py`` / ``avsben
 
 Where predictions come from is kept apart from scoring: :func:`score_predictions` consumes any
 iterable of :class:`FramePrediction` (read from PNGs by :func:`folder_predictions`, or produced by a
-model run), so every source is scored by the same code.
+model run in ``inference.evaluate``), so every source is scored by the same code. Nothing here runs a model.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -273,16 +273,57 @@ class EvalResult:
     split: EvalSplit = field(repr=False)
 
 
+@dataclass
+class EvalTally:
+    """What scoring accumulates over frames, before the scores are computed from it.
+
+    Tallies of consecutive runs of frames (the shards of a ``torchrun`` job, in rank order) :meth:`merged`
+    give exactly the tally, and so the numbers, of one pass over all the frames.
+    """
+
+    metrics: SegmentationMetrics = field(default_factory=SegmentationMetrics)
+    clips: set[str] = field(default_factory=set)
+    missing_predictions: int = 0
+    gt_sources: Counter[str] = field(default_factory=Counter)
+    gt_unknown_pixels: int = 0
+    gt_unknown_files: list[str] = field(default_factory=list)
+    gt_filtered_pixels: int = 0
+
+    @classmethod
+    def merged(cls, parts: Sequence[EvalTally]) -> EvalTally:
+        """One tally of the frames of ``parts`` (non-empty), which follow each other in this order."""
+        return cls(
+            SegmentationMetrics.merged([part.metrics for part in parts]),
+            set().union(*(part.clips for part in parts)),
+            sum(part.missing_predictions for part in parts),
+            sum((part.gt_sources for part in parts), Counter()),
+            sum(part.gt_unknown_pixels for part in parts),
+            [name for part in parts for name in part.gt_unknown_files],
+            sum(part.gt_filtered_pixels for part in parts),
+        )
+
+    def result(self, split: EvalSplit, config: EvalConfig) -> EvalResult:
+        return EvalResult(
+            scores=self.metrics.compute(split.base_ids, split.novel_ids),
+            config=config,
+            clips=len(self.clips),
+            frames=self.metrics.frames,
+            missing_predictions=self.missing_predictions,
+            gt_sources=dict(sorted(self.gt_sources.items())),
+            gt_unknown_pixels=self.gt_unknown_pixels,
+            gt_unknown_files=self.gt_unknown_files,
+            gt_filtered_pixels=self.gt_filtered_pixels,
+            split=split,
+        )
+
+
 class _GTReader:
     """Reads, resizes and filters GT frames, and tallies what it saw along the way."""
 
-    def __init__(self, dataset: AVSSDataset, config: EvalConfig):
+    def __init__(self, dataset: AVSSDataset, config: EvalConfig, tally: EvalTally):
         self.dataset = dataset
         self.config = config
-        self.sources: Counter[str] = Counter()
-        self.unknown_pixels = 0
-        self.unknown_files: list[str] = []
-        self.filtered_pixels = 0
+        self.tally = tally
 
     def _source(self, clip: ClipMeta, frame: int) -> str:
         if self.config.gt_source != "auto":
@@ -301,15 +342,45 @@ class _GTReader:
         source = self._source(clip, frame)
         path = self.dataset.label_path(clip, frame, source)
         gt, unknown_pixels = read_gt_labels(path, source, self.config.size)
-        self.sources[source] += 1
+        self.tally.gt_sources[source] += 1
         if unknown_pixels:
-            self.unknown_pixels += unknown_pixels
-            self.unknown_files.append(str(path))
+            self.tally.gt_unknown_pixels += unknown_pixels
+            self.tally.gt_unknown_files.append(str(path))
         if self.config.filter_gt_to_sounding:
             filtered = keep_sounding_classes(gt, clip.sounding_ids)
-            self.filtered_pixels += int(np.count_nonzero(filtered != gt))
+            self.tally.gt_filtered_pixels += int(np.count_nonzero(filtered != gt))
             gt = filtered
         return gt
+
+
+def tally_predictions(
+    dataset: AVSSDataset,
+    predictions: Iterable[FramePrediction],
+    config: EvalConfig = EvalConfig(),
+    frame_metrics: Sequence[FrameMetric] = (),
+    on_frame: Callable[[], None] | None = None,
+) -> EvalTally:
+    """Read each predicted frame's GT and add the pair to a new tally; ``on_frame()`` after each frame.
+
+    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's prepared
+    ``(pred, gt)`` id maps, at the evaluation size.
+    """
+    tally = EvalTally()
+    gt_reader = _GTReader(dataset, config, tally)
+    for item in predictions:
+        gt = gt_reader.read(item.clip, item.frame)
+        if item.ids is None:
+            tally.missing_predictions += 1
+            pred = np.zeros_like(gt)
+        else:
+            pred = resize_prediction_nearest(item.ids, config.size)
+        tally.metrics.update(gt, pred)
+        for frame_metric in frame_metrics:
+            frame_metric.update(pred, gt)
+        tally.clips.add(item.clip.uid)
+        if on_frame is not None:
+            on_frame()
+    return tally
 
 
 def score_predictions(
@@ -323,43 +394,16 @@ def score_predictions(
 ) -> EvalResult:
     """Score predicted maps against the dataset's GT (both metrics), with a progress bar.
 
-    ``predictions`` must cover the GT frames of ``split`` (``total`` of them, for the progress bar).
-    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's prepared
-    ``(pred, gt)`` id maps, at the evaluation size.
+    ``predictions`` must cover the GT frames of ``split`` (``total`` of them, for the progress bar);
+    ``frame_metrics`` as :func:`tally_predictions`.
     """
-    gt_reader = _GTReader(dataset, config)
-    metrics = SegmentationMetrics()
-    clips: set[str] = set()
-    missing = 0
     with make_progress(transient=True) as progress:
         task = progress.add_task("scoring", total=total)
-        for item in predictions:
-            gt = gt_reader.read(item.clip, item.frame)
-            if item.ids is None:
-                missing += 1
-                pred = np.zeros_like(gt)
-            else:
-                pred = resize_prediction_nearest(item.ids, config.size)
-            metrics.update(gt, pred)
-            for frame_metric in frame_metrics:
-                frame_metric.update(pred, gt)
-            clips.add(item.clip.uid)
-            progress.advance(task)
-    return EvalResult(
-        scores=metrics.compute(split.base_ids, split.novel_ids),
-        config=config,
-        clips=len(clips),
-        frames=metrics.frames,
-        missing_predictions=missing,
-        gt_sources=dict(sorted(gt_reader.sources.items())),
-        gt_unknown_pixels=gt_reader.unknown_pixels,
-        gt_unknown_files=gt_reader.unknown_files,
-        gt_filtered_pixels=gt_reader.filtered_pixels,
-        split=split,
-    )
+        tally = tally_predictions(dataset, predictions, config, frame_metrics, lambda: progress.advance(task))
+    return tally.result(split, config)
 
 
-def _test_frames(
+def load_test_frames(
     root: str | Path, split_file: str | Path | None
 ) -> tuple[AVSSDataset, EvalSplit, list[tuple[ClipMeta, int]]]:
     """The dataset, its test split and every GT frame to score (an error when there are none)."""
@@ -379,27 +423,6 @@ def evaluate_prediction_folder(
     config: EvalConfig = EvalConfig(),
 ) -> EvalResult:
     """``ovavss eval --pred``: score ``PRED_DIR/<uid>/<frame>.png`` on the test split of ``root``."""
-    dataset, split, frames = _test_frames(root, split_file)
+    dataset, split, frames = load_test_frames(root, split_file)
     predictions = folder_predictions(pred_dir, frames, allow_missing=config.allow_missing)
-    return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)
-
-
-def evaluate_model(
-    root: str | Path,
-    model,
-    pred_dir: str | Path,
-    *,
-    split_file: str | Path | None = None,
-    config: EvalConfig = EvalConfig(),
-    threshold: float = 0.3,
-    precision: str = "auto",
-    clip_queries: int | None = None,
-) -> EvalResult:
-    """``ovavss eval --weights``: predict the test clips into ``pred_dir`` and score them like ``--pred``."""
-    from ..inference.dataset_predict import predict_clips
-
-    dataset, split, frames = _test_frames(root, split_file)
-    predictions = predict_clips(
-        model, dataset, split.clips, pred_dir, threshold=threshold, precision=precision, clip_queries=clip_queries
-    )
     return score_predictions(dataset, predictions, total=len(frames), config=config, split=split)

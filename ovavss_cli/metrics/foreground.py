@@ -11,10 +11,13 @@ the prediction every pixel of any mask the model keeps. Two aggregates:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .running_sum import RunningSum
 
 
 @dataclass
@@ -23,7 +26,7 @@ class ForegroundIoU:
 
     intersection: int = 0
     union: int = 0
-    frame_iou_sum: float = 0.0
+    frame_iou_sum: RunningSum = field(default_factory=RunningSum)
     frames: int = 0
 
     def update(self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor) -> None:
@@ -38,8 +41,18 @@ class ForegroundIoU:
         union = (pred | gt).sum(axis=(1, 2))
         self.intersection += int(intersection.sum())
         self.union += int(union.sum())
-        self.frame_iou_sum += float(np.where(union > 0, intersection / np.maximum(union, 1), 1.0).sum())
+        self.frame_iou_sum.add(float(np.where(union > 0, intersection / np.maximum(union, 1), 1.0).sum()))
         self.frames += pred.shape[0]
+
+    @classmethod
+    def merged(cls, parts: Sequence[ForegroundIoU]) -> ForegroundIoU:
+        """One accumulator of the frames of ``parts`` (non-empty), which follow each other in this order."""
+        return cls(
+            sum(part.intersection for part in parts),
+            sum(part.union for part in parts),
+            RunningSum.concatenated([part.frame_iou_sum for part in parts]),
+            sum(part.frames for part in parts),
+        )
 
     @property
     def iou(self) -> float:
@@ -47,7 +60,7 @@ class ForegroundIoU:
 
     @property
     def mean_frame_iou(self) -> float:
-        return self.frame_iou_sum / self.frames if self.frames else float("nan")
+        return self.frame_iou_sum.value / self.frames if self.frames else float("nan")
 
 
 @dataclass
@@ -59,7 +72,7 @@ class ForegroundFraction:
     is accepted (and ignored) so that it fills the same slot as :class:`ForegroundIoU`.
     """
 
-    fraction_sum: float = 0.0
+    fraction_sum: RunningSum = field(default_factory=RunningSum)
     frames: int = 0
 
     def update(self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor | None = None) -> None:
@@ -69,9 +82,14 @@ class ForegroundFraction:
             raise ValueError(f"pred {pred.shape} must be an (H, W) or (T, H, W) mask")
         if pred.ndim == 2:
             pred = pred[None]
-        self.fraction_sum += float(pred.mean(axis=(1, 2)).sum())
+        self.fraction_sum.add(float(pred.mean(axis=(1, 2)).sum()))
         self.frames += pred.shape[0]
+
+    @classmethod
+    def merged(cls, parts: Sequence[ForegroundFraction]) -> ForegroundFraction:
+        """One accumulator of the frames of ``parts`` (non-empty), which follow each other in this order."""
+        return cls(RunningSum.concatenated([part.fraction_sum for part in parts]), sum(part.frames for part in parts))
 
     @property
     def mean(self) -> float:
-        return self.fraction_sum / self.frames if self.frames else float("nan")
+        return self.fraction_sum.value / self.frames if self.frames else float("nan")

@@ -21,10 +21,13 @@ the masks a user actually gets (and saved binary PNGs), and it needs no threshol
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .running_sum import RunningSum
 
 #: beta^2 of the F-measure (precision weighted over recall), as in salient-object detection.
 F_BETA2 = 0.3
@@ -103,7 +106,8 @@ class ObjectScores:
 
 
 class ObjectMetrics:
-    """Accumulates both variants. Each :meth:`update` call is one official test batch."""
+    """Accumulates both variants. Each :meth:`update` call is one official test batch; the accumulators of
+    consecutive runs of batches :meth:`merged` in run order compute exactly what one pass computes."""
 
     def __init__(self, inputs: str = "logits") -> None:
         if inputs not in INPUT_KINDS:
@@ -111,9 +115,9 @@ class ObjectMetrics:
         self.inputs = inputs
         self.batch_jaccard: list[float] = []
         self.batch_fscore: list[float] = []
-        self.jaccard_sum = 0.0
+        self.jaccard_sum = RunningSum()
         self.frames = 0
-        self.fscore_sum = 0.0
+        self.fscore_sum = RunningSum()
         self.foreground_frames = 0
 
     def update(self, pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor) -> None:
@@ -124,7 +128,7 @@ class ObjectMetrics:
             raise ValueError(f"prediction {tuple(prob.shape)} and GT {tuple(gt.shape)} differ in shape")
         jaccard = frame_jaccard(prob, gt)
         self.batch_jaccard.append(float(jaccard.sum() / jaccard.numel()))
-        self.jaccard_sum += float(jaccard.double().sum())
+        self.jaccard_sum.add(float(jaccard.double().sum()))
         self.frames += jaccard.numel()
 
         foreground = [n for n in range(gt.shape[0]) if bool((gt[n] > 0).any())]
@@ -133,8 +137,20 @@ class ObjectMetrics:
         for n in foreground:
             curve_sum = curve_sum + official_fmeasure_curve(prob[n], gt[n])
         self.batch_fscore.append(float((curve_sum / len(foreground)).max()) if foreground else 0.0)
-        self.fscore_sum += float(_clean_frame_fscore(prob[foreground], gt[foreground]).sum())
+        self.fscore_sum.add(float(_clean_frame_fscore(prob[foreground], gt[foreground]).sum()))
         self.foreground_frames += len(foreground)
+
+    @classmethod
+    def merged(cls, parts: Sequence[ObjectMetrics]) -> ObjectMetrics:
+        """One accumulator of the batches of ``parts`` (non-empty, same ``inputs``), in this order."""
+        merged = cls(parts[0].inputs)
+        merged.batch_jaccard = [value for part in parts for value in part.batch_jaccard]
+        merged.batch_fscore = [value for part in parts for value in part.batch_fscore]
+        merged.jaccard_sum = RunningSum.concatenated([part.jaccard_sum for part in parts])
+        merged.fscore_sum = RunningSum.concatenated([part.fscore_sum for part in parts])
+        merged.frames = sum(part.frames for part in parts)
+        merged.foreground_frames = sum(part.foreground_frames for part in parts)
+        return merged
 
     def compute(self) -> ObjectScores:
         batches = len(self.batch_jaccard)
@@ -142,8 +158,8 @@ class ObjectMetrics:
         return ObjectScores(
             official_miou=math.fsum(self.batch_jaccard) / batches if batches else nan,
             official_fscore=math.fsum(self.batch_fscore) / batches if batches else nan,
-            miou=self.jaccard_sum / self.frames if self.frames else nan,
-            fscore=self.fscore_sum / self.foreground_frames if self.foreground_frames else nan,
+            miou=self.jaccard_sum.value / self.frames if self.frames else nan,
+            fscore=self.fscore_sum.value / self.foreground_frames if self.foreground_frames else nan,
             frames=self.frames,
             batches=batches,
         )

@@ -1,4 +1,4 @@
-"""``ovavss eval --benchmark s4|ms3``: AVSBench-object J and F of prediction PNGs or of a model.
+"""``ovavss eval --benchmark s4|ms3``: AVSBench-object J and F of prediction PNGs or of a model's probabilities.
 
 What is scored: every annotated frame of every clip of the split (``test``, as the official ``test.py``), in
 metadata order, cut into batches of ``batch_size`` clips (default 4, as the shipped ``test.sh``): the
@@ -13,10 +13,8 @@ files 1-based; both is an error) and recorded. Pixel values: palette ('P') and 1
 (index > 0); grey images are binary when they hold only 0 and 1, else probabilities value / 255 (so
 0/255 masks are binary too, and soft masks get the official threshold sweep).
 
-Model scores (``--weights``, AVSC models): the model's sounding probabilities of the clip's frames and audio
-(frame k paired with the k-th 0.96-s audio example), at the frame size, resized to the GT's if it differs; they
-are scored as probabilities (as the official code scores sigmoid outputs). With ``--pred`` too, the binary masks
-(p > 0.5, 0/255, GT naming) are also saved in that new folder, the official ``save_mask``'s content.
+Model scores (``--weights``, AVSC models) come from ``inference.evaluate``, which runs the model and hands
+its probabilities to :func:`score_clips`; nothing here runs a model.
 """
 
 from __future__ import annotations
@@ -25,22 +23,18 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from .. import __version__
-from ..atomic import atomic_dir, refuse_existing_folder, refuse_overwrite
 from ..console import make_progress
 from ..data.avsobject import AVSObjectDataset, ObjectClip, load_avsobject
 from ..data.labelmap import open_png
 from ..errors import OvavssError
+from ..version import __version__
 from .evaluate import FrameMetric
 from .object import ObjectMetrics, ObjectScores
-from .report import write_results_json
 
 BENCHMARKS: tuple[str, ...] = ("s4", "ms3")
 PROTOCOL = "avsbench-object"
@@ -131,23 +125,6 @@ def folder_probabilities(
     return read(), first, len(missing)
 
 
-def model_probabilities(
-    model,
-    dataset: AVSObjectDataset,
-    clips: Sequence[ObjectClip],
-    audio_of: Callable[[ObjectClip], tuple[np.ndarray, int]] | None = None,
-    precision: str = "fp32",
-) -> Iterator[tuple[ObjectClip, list[torch.Tensor]]]:
-    """Per clip, an AVSC model's sounding probabilities of its annotated frames (at the frame size).
-
-    ``audio_of(clip) -> (waveform, rate)`` replaces the clip's own audio (default ``dataset.read_audio``).
-    """
-    for clip in clips:
-        waveform, rate = (audio_of or dataset.read_audio)(clip)
-        probs = model.sounding_maps(dataset.read_frames(clip), waveform, rate, precision=precision).probs
-        yield clip, [probs[frame] for frame in dataset.label_frames(clip)]
-
-
 # --------------------------------------------------------------------------------------------
 # Scoring
 
@@ -163,6 +140,75 @@ def _at_size(prob: np.ndarray | torch.Tensor, size: tuple[int, int]) -> tuple[to
     return F.interpolate(prob[None, None], size=size, mode=mode, **options)[0, 0], True
 
 
+@dataclass
+class ObjectTally:
+    """What S4 / MS3 scoring accumulates; the tallies of consecutive runs of whole official batches (the
+    shards of a ``torchrun`` job, in rank order) :meth:`merged` give exactly the tally of one pass."""
+
+    metrics: ObjectMetrics = field(default_factory=lambda: ObjectMetrics(inputs="probs"))
+    sizes: set[tuple[int, int]] = field(default_factory=set)  # GT sizes seen
+    resized: int = 0  # predictions that had to be brought to the GT's size
+
+    @classmethod
+    def merged(cls, parts: Sequence[ObjectTally]) -> ObjectTally:
+        return cls(
+            ObjectMetrics.merged([part.metrics for part in parts]),
+            set().union(*(part.sizes for part in parts)),
+            sum(part.resized for part in parts),
+        )
+
+    def result(self, dataset: AVSObjectDataset) -> tuple[ObjectScores, tuple[int, int] | None, int]:
+        """(scores, the GT size or None when it varies, how many predictions had to be resized)."""
+        if self.metrics.frames == 0:
+            raise OvavssError("no annotated frame to score", path=dataset.metadata_path)
+        return self.metrics.compute(), (next(iter(self.sizes)) if len(self.sizes) == 1 else None), self.resized
+
+
+def check_batch_size(batch_size: int) -> int:
+    if batch_size < 1:
+        raise OvavssError(f"--batch-size must be >= 1, got {batch_size}")
+    return batch_size
+
+
+def tally_clips(
+    dataset: AVSObjectDataset,
+    predictions: Iterable[tuple[ObjectClip, Sequence[np.ndarray | torch.Tensor | None]]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    frame_metrics: Sequence[FrameMetric] = (),
+    on_clip: Callable[[], None] | None = None,
+) -> ObjectTally:
+    """Add the clips' annotated frames to a new tally, ``batch_size`` clips per official batch (the first
+    clip starts a batch); ``on_clip()`` after each clip.
+
+    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's ``(p > 0.5, GT)``
+    masks at the GT size.
+    """
+    check_batch_size(batch_size)
+    tally = ObjectTally()
+    batch_pred: list[torch.Tensor] = []
+    batch_gt: list[np.ndarray] = []
+    clips_in_batch = 0
+    for clip, probs in predictions:
+        for frame, prob in zip(dataset.label_frames(clip), probs, strict=True):
+            gt = dataset.read_mask(clip, frame)
+            tally.sizes.add(gt.shape)
+            prob, was_resized = _at_size(np.zeros(gt.shape, np.float32) if prob is None else prob, gt.shape)
+            tally.resized += was_resized
+            for frame_metric in frame_metrics:
+                frame_metric.update(prob > 0.5, gt)
+            batch_pred.append(prob)
+            batch_gt.append(gt)
+        clips_in_batch += 1
+        if clips_in_batch == batch_size:
+            tally.metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
+            batch_pred, batch_gt, clips_in_batch = [], [], 0
+        if on_clip is not None:
+            on_clip()
+    if batch_pred:  # the official loader's smaller last batch
+        tally.metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
+    return tally
+
+
 def score_clips(
     dataset: AVSObjectDataset,
     predictions: Iterable[tuple[ObjectClip, Sequence[np.ndarray | torch.Tensor | None]]],
@@ -170,42 +216,14 @@ def score_clips(
     total: int | None = None,
     frame_metrics: Sequence[FrameMetric] = (),
 ) -> tuple[ObjectScores, tuple[int, int] | None, int]:
-    """Both metric variants over the clips' annotated frames, ``batch_size`` clips per official batch.
-
-    ``frame_metrics`` (e.g. :class:`~.foreground.ForegroundIoU`) also get every frame's ``(p > 0.5, GT)``
-    masks at the GT size. Returns (scores, the GT size or None when it varies, how many predictions had to
-    be resized).
-    """
-    if batch_size < 1:
-        raise OvavssError(f"--batch-size must be >= 1, got {batch_size}")
-    metrics = ObjectMetrics(inputs="probs")
-    sizes: set[tuple[int, int]] = set()
-    resized = 0
-    batch_pred: list[torch.Tensor] = []
-    batch_gt: list[np.ndarray] = []
-    clips_in_batch = 0
+    """Both metric variants over the clips' annotated frames (:func:`tally_clips`), with a progress bar of
+    ``total`` clips. Returns (scores, the GT size or None when it varies, how many predictions had to be
+    resized)."""
+    check_batch_size(batch_size)
     with make_progress(transient=True) as progress:
         task = progress.add_task("scoring", total=total)
-        for clip, probs in predictions:
-            for frame, prob in zip(dataset.label_frames(clip), probs, strict=True):
-                gt = dataset.read_mask(clip, frame)
-                sizes.add(gt.shape)
-                prob, was_resized = _at_size(np.zeros(gt.shape, np.float32) if prob is None else prob, gt.shape)
-                resized += was_resized
-                for frame_metric in frame_metrics:
-                    frame_metric.update(prob > 0.5, gt)
-                batch_pred.append(prob)
-                batch_gt.append(gt)
-            clips_in_batch += 1
-            if clips_in_batch == batch_size:
-                metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
-                batch_pred, batch_gt, clips_in_batch = [], [], 0
-            progress.advance(task)
-        if batch_pred:  # the official loader's smaller last batch
-            metrics.update(torch.stack(batch_pred), torch.from_numpy(np.stack(batch_gt)))
-    if metrics.frames == 0:
-        raise OvavssError("no annotated frame to score", path=dataset.metadata_path)
-    return metrics.compute(), (next(iter(sizes)) if len(sizes) == 1 else None), resized
+        tally = tally_clips(dataset, predictions, batch_size, frame_metrics, lambda: progress.advance(task))
+    return tally.result(dataset)
 
 
 def evaluation_clips(dataset: AVSObjectDataset, split: str = "test") -> list[ObjectClip]:
@@ -215,68 +233,29 @@ def evaluation_clips(dataset: AVSObjectDataset, split: str = "test") -> list[Obj
     return clips
 
 
-def evaluate_model(
-    model, dataset: AVSObjectDataset, clips: Sequence[ObjectClip], batch_size: int = DEFAULT_BATCH_SIZE
-) -> ObjectScores:
-    """An AVSC model's scores on ``clips`` (training validation and ``eval --weights``)."""
-    was_training = model.training
-    model.eval()
-    try:
-        scores, _, _ = score_clips(dataset, model_probabilities(model, dataset, clips), batch_size, len(clips))
-    finally:
-        model.train(was_training)
-    return scores
-
-
-def save_binary_masks(
-    predictions: Iterable[tuple[ObjectClip, Sequence[torch.Tensor]]],
-    dataset: AVSObjectDataset,
-    pred_dir: Path,
-) -> Iterator[tuple[ObjectClip, Sequence[torch.Tensor]]]:
-    """Pass ``predictions`` through, writing each frame's binary mask (p > 0.5, 0/255) as
-    ``pred_dir/<name>/<name>_<k>.png`` (1-based, the GT naming); the folder appears once complete."""
-    with atomic_dir(pred_dir) as tmp:
-        for clip, probs in predictions:
-            for frame, prob in zip(dataset.label_frames(clip), probs, strict=True):
-                path = tmp / clip.name / f"{clip.name}_{frame + 1}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray((np.asarray(prob) > 0.5).astype(np.uint8) * 255).save(path)
-            yield clip, probs
-
-
 def evaluate_object(
     data: str | Path,
     benchmark: str,
     *,
-    pred: str | Path | None = None,
-    model=None,
+    pred: str | Path,
     batch_size: int = DEFAULT_BATCH_SIZE,
     allow_missing: bool = False,
     split: str = "test",
-    precision: str = "fp32",
 ) -> ObjectEvalResult:
-    """Score the ``split`` clips of the S4 / MS3 tree at ``data``: the PNG folder ``pred``, or ``model``'s
-    probabilities (then ``pred``, if given, is a new folder its binary masks are saved to)."""
+    """``ovavss eval --benchmark s4|ms3 --pred``: score the PNG folder ``pred`` on the ``split`` clips of the
+    S4 / MS3 tree at ``data`` (a model's probabilities are scored by ``inference.evaluate``)."""
+    dataset = load_avsobject(data, check_benchmark(benchmark))
+    clips = evaluation_clips(dataset, split)
+    predictions, first, missing = folder_probabilities(pred, dataset, clips, allow_missing)
+    scores, resolution, resized = score_clips(dataset, predictions, batch_size, len(clips))
+    source = {"pred": str(pred), "naming": NAMINGS[first]}
+    return ObjectEvalResult(benchmark, split, scores, len(clips), batch_size, resolution, source, missing, resized)
+
+
+def check_benchmark(benchmark: str) -> str:
     if benchmark not in BENCHMARKS:
         raise OvavssError(f"--benchmark must be avsbench-ov, s4 or ms3, got {benchmark!r}")
-    if pred is None and model is None:
-        raise OvavssError(f"--benchmark {benchmark}: give --pred (a PNG folder) or --weights (an AVSC model)")
-    if model is not None and pred is not None:
-        refuse_existing_folder(pred)
-    dataset = load_avsobject(data, benchmark)
-    clips = evaluation_clips(dataset, split)
-    missing = 0
-    if model is None:
-        predictions, first, missing = folder_probabilities(pred, dataset, clips, allow_missing)
-        source = {"pred": str(pred), "naming": NAMINGS[first]}
-    else:
-        predictions = model_probabilities(model, dataset, clips, precision=precision)
-        if pred is not None:
-            predictions = save_binary_masks(predictions, dataset, Path(pred))
-        source = {"weights": model.weights_id, "sha256": model.weights_sha256, "saved_masks": pred and str(pred)}
-    with torch.no_grad():
-        scores, resolution, resized = score_clips(dataset, predictions, batch_size, len(clips))
-    return ObjectEvalResult(benchmark, split, scores, len(clips), batch_size, resolution, source, missing, resized)
+    return benchmark
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,63 +308,3 @@ def summary_line(payload: dict) -> str:
         f"{percent(clean['miou'])} mF {percent(clean['fscore'])}  ({payload['clips']} clips, {payload['frames']} "
         f"frames, {size})"
     )
-
-
-def load_object_model(weights: str, device: str = "auto"):
-    """The AVSC model S4 / MS3 scoring runs (an OV-AVSS checkpoint is a one-line error)."""
-    from .. import load_model
-    from ..device import resolve_device
-    from ..models.avsc.model import AVSC
-
-    model = load_model(weights, device=resolve_device(device))
-    if not isinstance(model, AVSC):
-        raise OvavssError(
-            "holds an OV-AVSS model; --weights scoring on S4 / MS3 needs an AVSC model (write the model's "
-            "masks as PNGs and pass --pred instead)",
-            path=weights,
-        )
-    return model
-
-
-def run_object_eval(
-    benchmark: str,
-    data: str | Path,
-    *,
-    pred: str | Path | None = None,
-    weights: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    device: str = "auto",
-    allow_missing: bool = False,
-    json_out: str | Path | None = None,
-    force: bool = False,
-    avsbench_ov_options: dict[str, Any] | None = None,
-    precision: str = "auto",
-) -> dict:
-    """``ovavss eval --benchmark s4|ms3``: refuse an existing ``json_out`` first, score, write the JSON.
-
-    ``avsbench_ov_options`` ({"--split-file": value, ...}): options of the default benchmark the command line
-    set, refused here rather than silently ignored.
-    """
-    avsbench_ov_options = avsbench_ov_options or {}
-    unused = [flag for flag, value in avsbench_ov_options.items() if value]
-    if unused:
-        raise OvavssError(f"{', '.join(unused)}: only for --benchmark avsbench-ov")
-    if json_out is not None:
-        refuse_overwrite(json_out, force)
-    model = None
-    if weights is not None:
-        from ..device import resolve_device
-        from ..models.run_options import resolve_precision
-
-        device = resolve_device(device)
-        precision = resolve_precision(precision, device)
-        model = load_object_model(weights, device)
-    payload = results_payload(
-        evaluate_object(
-            data, benchmark, pred=pred, model=model, batch_size=batch_size, allow_missing=allow_missing,
-            precision=precision,
-        )  # fmt: skip
-    )
-    if json_out is not None:
-        write_results_json(json_out, payload)
-    return payload

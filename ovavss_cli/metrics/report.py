@@ -13,12 +13,12 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .. import __version__
-from ..atomic import atomic_write_text, refuse_existing_folder, refuse_overwrite
+from ..atomic import atomic_write_text
 from ..console import console
 from ..data.classes import BASE_IDS, LABEL_NAMES, NOVEL_IDS, NUM_LABELS
 from ..errors import OvavssError
-from .evaluate import PROTOCOL, EvalConfig, EvalResult, evaluate_model, evaluate_prediction_folder
+from ..version import __version__
+from .evaluate import PROTOCOL, EvalResult
 
 CLASS_SETS = ("all", "base", "novel")
 #: How many GT files with unknown colours the JSON lists by name (the count is always complete).
@@ -112,60 +112,6 @@ def results_payload(result: EvalResult, class_set: str = "all") -> dict:
 def write_results_json(path: str | Path, payload: dict) -> None:
     """Write the results JSON atomically (temp file + rename)."""
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
-
-
-def run_eval(
-    data: str | Path,
-    pred: str | Path | None = None,
-    split_file: str | Path | None = None,
-    config: EvalConfig = EvalConfig(),
-    *,
-    class_set: str = "all",
-    json_out: str | Path | None = None,
-    force: bool = False,
-    weights: str | None = None,
-    device: str = "auto",
-    threshold: float = 0.3,
-    precision: str = "auto",
-    clip_queries: int | None = None,
-) -> dict:
-    """``ovavss eval``: refuse an existing ``json_out`` first, score, then write the JSON.
-
-    With ``pred`` alone, that folder of predictions is scored. With ``weights`` (or with neither: the
-    default model), the model predicts the test clips into ``pred`` (default: a new
-    ``./ovavss-eval-preds`` folder) and those predictions are scored by the same code. Returns the
-    results document (see :func:`results_payload`).
-    """
-    if json_out is not None:
-        refuse_overwrite(json_out, force)
-    if pred is not None and weights is None:
-        result = evaluate_prediction_folder(data, pred, split_file=split_file, config=config)
-        model = None
-    else:
-        from .. import load_model
-        from ..device import resolve_device
-        from ..hub import DEFAULT_WEIGHTS
-        from ..inference.outputs import unique_folder
-        from ..models.run_options import check_clip_queries, resolve_precision
-
-        pred = Path(pred) if pred is not None else unique_folder(Path.cwd(), "ovavss-eval-preds")
-        refuse_existing_folder(pred)  # before the (slow) model load
-        device = resolve_device(device)
-        precision = resolve_precision(precision, device)
-        check_clip_queries(clip_queries)
-        model = load_model(weights or DEFAULT_WEIGHTS, device=device)
-        result = evaluate_model(
-            data, model, pred, split_file=split_file, config=config, threshold=threshold, precision=precision,
-            clip_queries=clip_queries,
-        )  # fmt: skip
-    payload = results_payload(result, class_set)
-    if model is not None:
-        payload["weights"] = {"id": model.weights_id, "sha256": model.weights_sha256, "threshold": threshold}
-        payload["run"] = {"precision": precision, "clip_queries": clip_queries}
-        payload["predictions"] = str(pred)
-    if json_out is not None:
-        write_results_json(json_out, payload)
-    return payload
 
 
 def _percent(value: float | None) -> str:

@@ -11,6 +11,7 @@ from ovavss_cli.engine.avsc_task import AVSCTask
 from ovavss_cli.engine.point_sampling import sample_generators
 from ovavss_cli.engine.run_config import TrainConfig
 from ovavss_cli.errors import OvavssError
+from ovavss_cli.inference.evaluate import evaluate_model_on_avsbench_object
 from ovavss_cli.models.avsc.config import AVSBENCH_OBJECT_CATEGORIES
 
 MS3_SPECS = [
@@ -93,6 +94,17 @@ def test_ms3_categories_come_from_the_avss_v1m_rows(tmp_path):
     assert first_frame.label_sets[:, [category("dog"), category("piano")]].all()
     assert first_frame.unmatched_classes[category("cat")] and not first_frame.unmatched_classes[category("dog")]
     assert len(task.val_clips) == 1
+
+
+def test_validation_scores_the_val_clips_as_eval_weights_does(s4_root):
+    task = task_for(s4_root)
+    torch.manual_seed(0)
+    model = task.build_model()
+    model.weights_id = model.weights_sha256 = None  # set by load_model for a saved checkpoint
+    scores = evaluate_model_on_avsbench_object(s4_root, "s4", model.eval(), split="val").scores
+    assert task.validate(model) == {
+        "mJ": scores.official_miou, "mF": scores.official_fscore, "mJ_clean": scores.miou, "mF_clean": scores.fscore
+    }  # fmt: skip
 
 
 def test_task_options_and_their_errors(s4_root):

@@ -115,6 +115,8 @@ def test_cli_json_records_protocol_resolution_and_batch_size(s4, tmp_path, cli):
     assert again.exit_code == 1 and "already exists" in again.output
     wrong = cli("eval", "--benchmark", "s4", "--data", s4, "--pred", tmp_path / "pred", "--split-file", "x.json")
     assert wrong.exit_code == 1 and "--split-file: only for --benchmark avsbench-ov" in wrong.output
+    threshold = cli("eval", "--benchmark", "s4", "--data", s4, "--pred", tmp_path / "pred", "--threshold", "0.5")
+    assert threshold.exit_code == 1 and "--threshold: only for --benchmark avsbench-ov" in threshold.output
     nothing = cli("eval", "--benchmark", "ms3", "--data", s4, "--pred", tmp_path / "pred")
     assert nothing.exit_code == 1 and "MS3" in nothing.output
 

@@ -129,3 +129,21 @@ def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_
 
     alone = _run([folder / "song.mp3"])
     assert alone.returncode == 1 and alone.stderr.strip().splitlines()[-1].endswith("is an audio file (no video stream to segment)")
+
+
+def test_an_existing_job_report_is_kept_unless_resuming_or_forced(cli, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    report = tmp_path / "out" / "predict-report.json"
+    report.parent.mkdir()
+    report.write_text("last job")
+    for args in ([], ["--report", report]):  # the default report of --out, and a named one
+        result = cli("predict", folder, "--vocab", "dog", "--out", tmp_path / "out", *args)
+        assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+            f"error: {report}: job report already exists; pass --resume to continue that job (the report is "
+            "rewritten) or --force"
+        ]  # fmt: skip
+    assert report.read_text() == "last job"
+    resumed = cli("predict", folder, "--vocab", "dog", "--out", tmp_path / "out", "--resume")
+    assert resumed.exit_code == 1 and "folder has no video files" in resumed.stderr  # it ran, and rewrote the report
+    assert json.loads(report.read_text())["counts"]["failed"] == 1

@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from ovavss_cli.data.labelmap import read_label_png
+from ovavss_cli.data.labelmap import read_label_png, write_label_png
 from ovavss_cli.errors import OvavssError
 from ovavss_cli.inference import outputs
-from ovavss_cli.inference.predictor import FramePrediction
+from ovavss_cli.inference.predictor import FramePrediction, _MaskOverlay
 
 # ---------------------------------------------------------------------------------------------
 # RLE, boxes, segments
@@ -142,3 +142,13 @@ def test_existing_output_needs_force_and_survives_a_failed_replacement(tmp_path)
         (folder / "new.txt").write_text("new")
     assert sorted(os.listdir(target)) == ["new.txt"]
     assert sorted(os.listdir(tmp_path)) == ["out"]  # nothing left aside
+
+
+def test_overlay_frames_scaled_below_the_mask_size_get_the_mask_scaled_too(tmp_path):
+    # overlay.mp4 of a video larger than OVERLAY_MAX_SIDE is painted on scaled-down frames (a 4K video crashed)
+    label_map = np.zeros((8, 12), np.uint8)
+    label_map[:, 6:] = 1
+    write_label_png(tmp_path / outputs.mask_file(0), label_map)
+    painted = _MaskOverlay(tmp_path, ["dog"], 1.0, 1)(np.zeros((4, 6, 3), np.uint8), 0.0)
+    assert painted.shape == (4, 6, 3)
+    assert painted[:, 4:].any() and not painted[:, :2].any()  # the right half (the dog) is painted, the left not

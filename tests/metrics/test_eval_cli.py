@@ -263,6 +263,15 @@ def test_bad_roots_and_options(cli, tree, tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
+def test_options_that_would_do_nothing_are_refused(cli, tree, tmp_path, perfect):
+    pred = write_predictions(tmp_path / "pred", perfect)
+    batch = run_eval(cli, tree, pred, tmp_path / "o.json", "--batch-size", "2")
+    assert_one_line_error(batch, "--batch-size: only for --benchmark s4 / ms3")
+    threshold = run_eval(cli, tree, pred, tmp_path / "o.json", "--threshold", "0.5")
+    assert_one_line_error(threshold, "--threshold: only with --weights")
+    assert not (tmp_path / "o.json").exists()
+
+
 def test_missing_ground_truth_names_the_clip_folder(cli, tree, tmp_path, perfect):
     broken = tmp_path / "root"
     shutil.copytree(tree, broken)
