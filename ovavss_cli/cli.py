@@ -61,6 +61,9 @@ def _root(
     ),
 ) -> None:
     """Open-vocabulary audio-visual segmentation toolkit."""
+    from .console import hide_open_clip_random_init_warning
+
+    hide_open_clip_random_init_warning()
 
 
 @app.command("make-split")

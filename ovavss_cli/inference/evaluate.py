@@ -163,9 +163,9 @@ def _eval_avsbench_ov(options: EvalOptions, process: ProcessInfo) -> dict | None
             return None
         result = evaluate_prediction_folder(options.data, options.pred, split_file=options.split_file, config=config)
         return report.results_payload(result, options.class_set)
+    from ..atomic import unique_folder
     from ..hub import DEFAULT_WEIGHTS
     from ..models.api import load_model
-    from .outputs import unique_folder
 
     pred = options.pred
     if pred is None:

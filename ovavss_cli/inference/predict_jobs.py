@@ -7,7 +7,7 @@
   (``sharding.balanced_shards``); rank 0 plans the output folders once and gives the plan to every
   rank, so the outputs are those of one process.
 * **Resume.** With ``resume``, an input whose output folder is complete (it only exists once
-  complete: see ``outputs.output_folder``) and was made with the same weights (sha256) and options
+  complete: see ``atomic.output_folder``) and was made with the same weights (sha256) and options
   is skipped; temporary folders left by a killed run are removed and the input is done again. An
   output made with other options is a failure naming the first option that differs (``--force``
   replaces it).
@@ -27,10 +27,11 @@ from pathlib import Path
 
 from rich.text import Text
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, unique_folder
 from ..console import console, make_progress
 from ..data.audio_conditions import load_replacement
 from ..data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideoError, probe
+from ..data.predictions import OVERLAY_FILE, PREDICTIONS_FILE
 from ..data.vocab import parse_vocab
 from ..device import resolve_device
 from ..engine.distributed import ProcessInfo, broadcast_object
@@ -38,7 +39,6 @@ from ..errors import OvavssError
 from ..hub import DEFAULT_WEIGHTS
 from ..models.run_options import check_clip_queries, resolve_precision
 from ..version import __version__
-from .outputs import OVERLAY_FILE, PREDICTIONS_FILE, unique_folder
 from .predictor import VideoPredictor
 from .sharding import JobProgress, balanced_shards, gather_to_main, sharded_processes
 

@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from rich.progress import Progress
 
+from ..atomic import output_folder
 from ..console import make_progress
 from ..data.audio_conditions import AudioReplacement
 from ..data.labelmap import read_label_png
@@ -44,13 +45,13 @@ from ..data.media import (
     probe,
     write_painted_video,
 )
+from ..data.predictions import OVERLAY_FILE, OVERLAY_MAX_SIDE, PredictionWriter, VideoFramePrediction, mask_file
 from ..data.prefetch import decode_ahead
 from ..errors import OvavssError
 from ..models.interface import SegmentationModel
 from ..models.run_options import resolve_precision
 from ..version import __version__
 from ..viz.overlay import OverlayPainter, vocab_colours
-from .outputs import OVERLAY_FILE, OVERLAY_MAX_SIDE, FramePrediction, PredictionWriter, mask_file, output_folder
 
 SAMPLING_NOTE = (
     "sample k is the decoded frame nearest to (k + 0.5) / sample_fps seconds after the first frame; "
@@ -99,7 +100,7 @@ class VideoPredictor:
 
     def predict_frames(
         self, path: str | Path, info: VideoInfo | None = None, track: np.ndarray | None = None
-    ) -> Iterator[FramePrediction]:
+    ) -> Iterator[VideoFramePrediction]:
         """Yield the prediction of every sampled frame, in order (padding never reaches the output).
 
         ``track``: :meth:`replacement_track`, when the caller already has it.
@@ -110,7 +111,7 @@ class VideoPredictor:
         for window in decode_ahead(windows, self.decode_ahead):
             yield from self._predict_window(window)
 
-    def _predict_window(self, window: MediaWindow) -> Iterator[FramePrediction]:
+    def _predict_window(self, window: MediaWindow) -> Iterator[VideoFramePrediction]:
         count = len(window.frames)
         prediction = self.model.predict_clip(
             window.images,
@@ -133,7 +134,7 @@ class VideoPredictor:
         for detection in prediction.detections:
             scores[detection.label] = max(scores.get(detection.label, 0.0), float(detection.score))
         for position, frame in enumerate(window.frames):  # maps past ``count`` are the model's padding
-            yield FramePrediction(
+            yield VideoFramePrediction(
                 index=frame.index,
                 sample_time=frame.sample_time,
                 time=frame.time,

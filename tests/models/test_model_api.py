@@ -2,6 +2,7 @@
 cannot change what is built."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from ovavss_cli.models.api import (
 from ovavss_cli.models.avsc.model import AVSC
 from ovavss_cli.models.checkpoint import read_checkpoint, save_checkpoint, sidecar_path
 from ovavss_cli.models.interface import SegmentationModel
+from ovavss_cli.models.ovavss.config import with_openai_clip
 from ovavss_cli.models.ovavss.model import OVAVSS
 
 
@@ -92,3 +94,13 @@ def test_checkpoint_config_names_the_family_of_the_config(tiny_avsc):
     assert model_checkpoint_config(model.config)["architecture"] == "avsc"
     with pytest.raises(TypeError):
         model_checkpoint_config(object())
+
+
+def test_building_a_model_leaves_logging_and_its_config_alone():
+    root = logging.getLogger()
+    before = list(root.filters)
+    model = create_model("ovavss-tiny")  # open_clip warns on the root logger; the library installs nothing
+    assert root.filters == before
+    openai = with_openai_clip(model.config)
+    assert model.config.open_vocab.pretrained is None and openai.open_vocab.pretrained == "openai"
+    assert model.fetched_state_prefixes() == ()  # its CLIP is in its checkpoints

@@ -10,8 +10,8 @@ Three parts meet in the correlation step (``correlation.py``):
 
 Queries are per frame (image-level Mask2Former, as the paper's instance segmenter): AVSBench-object S4
 training clips are annotated on their first frame only, and a frame's sounding objects are decided by that
-second's audio. Attribute names (``backbone``, ``pixel_decoder``, ``transformer_decoder``, ``audio_encoder``)
-are OV-AVSS's, so Mask2Former ``kind="init"`` checkpoints and VGGish weights load into the same keys.
+second's audio. The visual stack and VGGish are the shared ``layers.segmenter.AudioVisualSegmenter`` (OV-AVSS's
+keys), so Mask2Former ``kind="init"`` checkpoints and VGGish weights load into the same keys.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from ...errors import OvavssError
-from ..layers.backbone import build_backbone
-from ..layers.decoder import AudioConditionedMaskDecoder
-from ..layers.pixel_decoder import AudioVisualPixelDecoder
-from ..layers.vggish import build_vggish
+from ..layers.segmenter import AudioVisualSegmenter
 from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
 from ..run_options import precision_context
 from . import predict
@@ -35,40 +31,20 @@ from .correlation import AudioVisualCorrelation, CorrelationOutput
 from .predict import FRAMES_PER_BATCH, to_frame_size
 
 
-class AVSC(nn.Module):
+class AVSC(AudioVisualSegmenter):
     architecture = "avsc"  # what checkpoints record; ``ovavss predict --model`` checks it
+    config: AVSCConfig
 
     def __init__(self, config: AVSCConfig):
-        super().__init__()
-        self.config = config
-        self.backbone = build_backbone(config.backbone)
-        self.audio_encoder = build_vggish(config.audio_encoder, frozen=config.freeze_audio_encoder)
-        self.pixel_decoder = AudioVisualPixelDecoder(config.pixel_decoder)  # audio_fusion off
-        self.transformer_decoder = AudioConditionedMaskDecoder(config.decoder)  # audio layers off, K + 1 classes
+        # backbone, audio_encoder, pixel_decoder (audio_fusion off), transformer_decoder (audio layers off,
+        # K + 1 classes)
+        super().__init__(config)
         self.audio_head = AudioCategoryHead(config.audio_encoder.embed_dim, config.num_categories, config.audio_head)
         self.correlation = AudioVisualCorrelation(config.correlation)
-        # Set by models.api.load_model: which weights these are and their sha256 (predictions.json records them).
-        self.weights_id: str | None = None
-        self.weights_sha256: str | None = None
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model's weights are (inputs are moved there)."""
-        return self.audio_head.norm.weight.device
-
-    @property
-    def window_size(self) -> int:
-        """Frames per predict_clip call from the video predictor (the model itself is per frame)."""
-        return self.config.window_size
 
     def fetched_state_prefixes(self) -> tuple[str, ...]:
         """Every AVSC tensor is in its checkpoints."""
         return ()
-
-    def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(M, 1, 96, 64) log-mel examples -> (M, A) VGGish embeddings (no autograd graph when frozen: a
-        frozen VGGish has no parameter that requires a gradient)."""
-        return self.audio_encoder(log_mel.to(self.device))
 
     def segment(self, images: torch.Tensor) -> dict:
         """The audio-independent instance segmenter, one query set per frame.

@@ -10,13 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..interface import Detection
-from ..layers.backbone import build_backbone
-from ..layers.decoder import AudioConditionedMaskDecoder
-from ..layers.pixel_decoder import AudioVisualPixelDecoder
-from ..layers.vggish import build_vggish
+from ..layers.segmenter import AudioVisualSegmenter
 from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
 from ..run_options import precision_context
 from .config import OVAVSSConfig
@@ -25,33 +21,13 @@ from .postprocess import PostprocessConfig, postprocess
 from .predict import ClipPrediction, WindowPrediction, pad_window
 
 
-class OVAVSS(nn.Module):
+class OVAVSS(AudioVisualSegmenter):
     architecture = "ovavss"  # what checkpoints record; ``ovavss predict --model`` checks it
+    config: OVAVSSConfig
 
     def __init__(self, config: OVAVSSConfig):
-        super().__init__()
-        self.config = config
-        self.backbone = build_backbone(config.backbone)
-        self.audio_encoder = build_vggish(config.audio_encoder, frozen=config.freeze_audio_encoder)
-        self.pixel_decoder = AudioVisualPixelDecoder(config.pixel_decoder)
-        self.transformer_decoder = AudioConditionedMaskDecoder(config.decoder)
+        super().__init__(config)  # backbone, audio_encoder, pixel_decoder, transformer_decoder
         self.open_vocab = OpenVocabClassifier(config.open_vocab)
-        # Set by load_model: which weights these are (registry name / path / hf:// id) and their sha256.
-        self.weights_id: str | None = None
-        self.weights_sha256: str | None = None
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer_decoder.query_feat.weight.device
-
-    @property
-    def window_size(self) -> int:
-        return self.config.window_size
-
-    def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 96, 64) log-mel examples -> (N, A) audio embeddings (no autograd graph when frozen: a
-        frozen VGGish has no parameter that requires a gradient)."""
-        return self.audio_encoder(log_mel.to(self.device))
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor) -> dict:
         """The class-agnostic sounding-object segmenter (what training optimises).
