@@ -76,7 +76,7 @@ def test_the_graph_sees_lazy_and_relative_imports():
     """The parser is what the other tests trust: check it on imports we know are there."""
     assert "ovavss_cli.models.api" in GRAPH["ovavss_cli"]  # inside load_model()
     assert "ovavss_cli.errors" in GRAPH["ovavss_cli.atomic"]  # relative, module level
-    assert "ovavss_cli.models.layers.backbone" in GRAPH["ovavss_cli.models.ovavss.model"]  # two levels up
+    assert "ovavss_cli.models.layers.segmenter" in GRAPH["ovavss_cli.models.ovavss.model"]  # two levels up
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
