@@ -9,6 +9,7 @@ from ...errors import OvavssError
 from ..layers.backbone import ResNetConfig, SwinConfig
 from ..layers.decoder import MaskDecoderConfig
 from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.tiny import tiny_backbone, tiny_decoder, tiny_pixel_decoder, tiny_vggish
 from ..layers.vggish import VGGishConfig
 from .open_vocab import OpenVocabConfig
 
@@ -61,24 +62,10 @@ def ovavss_tiny() -> OVAVSSConfig:
     """Same architecture, every width and depth cut down: for tests, CPU smoke runs and the demo model."""
     return OVAVSSConfig(
         name="ovavss-tiny",
-        backbone=ResNetConfig(depth=18, blocks=(1, 1, 1, 1)),
-        pixel_decoder=PixelDecoderConfig(
-            in_channels=(64, 128, 256, 512),
-            conv_dim=32,
-            mask_dim=32,
-            num_groups=8,
-            num_encoder_layers=1,
-            num_heads=4,
-            num_points=2,
-            ffn_dim=64,
-            audio_dim=32,
-            fusion_dim=64,
-            fusion_heads=4,
-        ),
-        decoder=MaskDecoderConfig(
-            hidden_dim=32, num_queries=10, num_heads=4, ffn_dim=64, num_layers=3, mask_dim=32, audio_dim=32
-        ),
-        audio_encoder=VGGishConfig(block_widths=(8, 16, 32, 32), hidden_dim=64, embed_dim=32),
+        backbone=tiny_backbone(),
+        pixel_decoder=tiny_pixel_decoder(),
+        decoder=tiny_decoder(),
+        audio_encoder=tiny_vggish(),
         # There is no pretrained VGGish of this size to freeze, so the tiny encoder learns with the rest.
         freeze_audio_encoder=False,
         open_vocab=OpenVocabConfig(image_size=64, clip_architecture=TINY_CLIP_ARCHITECTURE),
