@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "load_model"]
 
 
 def load_model(path_or_name, device="cpu", **kwargs):
-    """Load an OV-AVSS model from a checkpoint path, a registry name or ``hf://org/repo[/file]``.
+    """Load a model (either family) from a checkpoint path, a registry name or ``hf://org/repo[/file]``.
 
     Imported lazily so that ``import ovavss_cli`` (and ``ovavss --help``) stay fast.
     """

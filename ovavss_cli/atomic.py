@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import OvavssError
@@ -90,3 +90,47 @@ def refuse_existing_folder(path: str | Path) -> None:
     """Before any work: OvavssError if the output folder ``path`` already exists."""
     if Path(path).exists():
         raise OvavssError("already exists; choose another output folder or remove it", path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# output folders
+
+
+def unique_folder(parent: Path, name: str, taken: Sequence[Path] = (), skip_existing: bool = True) -> Path:
+    """``parent/name``, else ``name-1``, ``name-2``, ...: the first not in ``taken`` (nor on disk, by default)."""
+    candidate, number = parent / name, 0
+    while candidate in taken or (skip_existing and candidate.exists()):
+        number += 1
+        candidate = parent / f"{name}-{number}"
+    return candidate
+
+
+def output_or_sibling(out: Path | None, source: Path, suffix: str) -> Path:
+    """``out`` as given, else a new ``<source><suffix>`` folder beside ``source`` (numbered, never existing)."""
+    return Path(out) if out is not None else unique_folder(source.parent, source.name + suffix)
+
+
+@contextlib.contextmanager
+def output_folder(path: Path, force: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder that becomes ``path`` when the block succeeds.
+
+    An existing ``path`` is an error unless ``force``; then it is replaced only after the new
+    folder is complete (on failure the old one is left as it was).
+    """
+    if path.exists() and not force:
+        raise OvavssError("output folder already exists (pass --force to replace it, or choose another --out)", path)
+    if path.exists() and not path.is_dir():
+        raise OvavssError("exists and is not a folder", path=path)
+    set_aside: Path | None = None
+    try:
+        with atomic_dir(path) as tmp:
+            yield tmp
+            if path.exists():  # --force: move the old results away only now that the new ones are complete
+                set_aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+                os.replace(path, set_aside)
+    except BaseException:
+        if set_aside is not None and not path.exists():
+            os.replace(set_aside, path)
+        raise
+    if set_aside is not None:
+        shutil.rmtree(set_aside, ignore_errors=True)

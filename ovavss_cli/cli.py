@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
 from .errors import OvavssError
+from .version import __version__
 
 
 class _OvavssGroup(TyperGroup):
@@ -61,6 +61,9 @@ def _root(
     ),
 ) -> None:
     """Open-vocabulary audio-visual segmentation toolkit."""
+    from .console import hide_open_clip_random_init_warning
+
+    hide_open_clip_random_init_warning()
 
 
 @app.command("make-split")
@@ -337,7 +340,7 @@ def predict_cmd(
     ),
 ) -> None:
     """Segment and name the sounding objects of video files with an open vocabulary (torchrun: sharded)."""
-    from .inference.predictor import PredictOptions, run_predict
+    from .inference.predict_jobs import PredictOptions, run_predict
     from .models.run_options import parse_clip_queries
 
     options = PredictOptions(
@@ -435,8 +438,7 @@ def weights_import_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an already imported checkpoint."),
 ) -> None:
     """Convert an official checkpoint into the local store, so --weights NAME finds it offline."""
-    from .hub import import_weights
-    from .models.convert import print_report
+    from .models.convert import import_weights, print_report
 
     print_report(import_weights(src, name, vggish=vggish, force=force))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -31,3 +33,17 @@ def make_progress(*extra_columns, transient: bool = False, disable: bool = False
         transient=transient,
         disable=disable,
     )
+
+
+class _HideRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Model initialized randomly" not in record.getMessage()
+
+
+def hide_open_clip_random_init_warning() -> None:
+    """The command line's one logging setting: open_clip warns (on the root logger) that a CLIP built with
+    ``pretrained=None`` is random, though our checkpoint supplies its weights right after. Only the
+    application calls this; library code never changes logging."""
+    root = logging.getLogger()
+    if not any(isinstance(existing, _HideRandomInitWarning) for existing in root.filters):
+        root.addFilter(_HideRandomInitWarning())

@@ -14,6 +14,7 @@ read at call time) and every file with a known sha256 is verified before use.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OvavssError
-from .models.checkpoint import sha256_file
 from .paths import cache_root
 
 DEFAULT_WEIGHTS = "ovavss-r50"
@@ -54,6 +54,14 @@ class ResolvedWeights:
     weights_id: str  # registry name, hf:// id or the file path
     expected_sha256: str | None = None  # the registry's, when it records one
     entry: RegistryEntry | None = None
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def weights_dir() -> Path:
@@ -152,15 +160,6 @@ def _resolve_registry_entry(entry: RegistryEntry) -> ResolvedWeights:
         _download_sidecar(entry.repo_id, entry.filename)
         return ResolvedWeights(path, entry.name, entry.sha256, entry)
     raise OvavssError(f"weights '{entry.name}' are not available locally — {entry.how_to_get}")
-
-
-def import_weights(src: str | os.PathLike, name: str, *, vggish=None, force: bool = False):
-    """Convert an official checkpoint into the local store as ``<name>.safetensors`` (+ sidecar)."""
-    from .models.convert import convert_checkpoint
-
-    if not name or "/" in name or name.startswith("."):
-        raise OvavssError(f"--name: '{name}' is not a valid weights name")
-    return convert_checkpoint(src, store_dir() / f"{name}.safetensors", vggish=vggish, force=force)
 
 
 def print_registry() -> None:

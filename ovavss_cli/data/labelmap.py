@@ -7,6 +7,7 @@ are reported, never guessed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,9 @@ def write_label_png(path: str | Path, ids: np.ndarray) -> None:
     image = label_image(ids)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def keep_sounding_classes(gt: np.ndarray, sounding_ids: Iterable[int]) -> np.ndarray:
+    """Zero every GT id that is not background or one of the clip's sounding classes (``a_obj``)."""
+    allowed = np.array([0, *sounding_ids], dtype=np.int64)
+    return np.where(np.isin(gt, allowed), gt, 0)

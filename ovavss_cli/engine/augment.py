@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..models.ovavss.preprocess import resize_shortest_edge
+from ..models.preprocess import resize_shortest_edge
 
 SWIN_SHORT_EDGES: tuple[int, ...] = (240, 360)  # the Swin-B config drops 480 (memory)
 

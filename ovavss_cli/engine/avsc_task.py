@@ -9,7 +9,7 @@ What a training sample is:
   ``a_obj`` of the clip (task option ``avss_root``); without it MS3 categories are unknown, which only an
   audio-free baseline could train on, so it is refused. A clip whose categories are unknown or outside the
   model's (e.g. MS3 ``background`` rows) trains without the audio term and with every category allowed.
-* **GT.** The released binary masks (> 0); instance targets per frame from ``models.avsc.loss``.
+* **GT.** The released binary masks (> 0); instance targets per frame from ``engine.avsc_criterion``.
 * **Augmentation.** The recipe's (one short side and one flip per clip, from the clip's generator), then
   normalisation and zero padding; a batch is padded to its largest frame.
 
@@ -31,21 +31,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..console import console
-from ..data.audio import log_mel_examples
-from ..data.avsbench import stack_frames
-from ..data.avsobject import AVSObjectDataset, ObjectClip, find_object_roots, load_avsobject
-from ..data.classes import LABEL_NAMES
+from ..data.avsobject import find_object_roots, load_avsobject
+from ..data.train_clips import ObjectTrainClip, ObjectTrainClips, clip_categories
 from ..errors import OvavssError
 from ..metrics.object_eval import score_clips
+from ..models.api import model_checkpoint_config
 from ..models.avsc.config import ARCHITECTURE, AVSCConfig, preset_config
-from ..models.avsc.loss import AVSCCriterion, AVSCLossConfig, AVSCTargets, InstanceTarget, build_instance_target
-from ..models.avsc.model import AVSC, build_avsc
-from ..models.avsc.weights import avsc_checkpoint_config
+from ..models.avsc.model import AVSC
 from ..models.checkpoint import read_checkpoint
 from ..models.convert import VGGISH_PREFIX
-from ..models.ovavss.preprocess import normalize_and_pad
+from ..models.preprocess import normalize_and_pad
 from .augment import augment_clip
-from .ovavss_task import VGGISH_HELP, read_init_state, read_vggish_state
+from .avsc_criterion import AVSCCriterion, AVSCLossConfig, AVSCTargets, InstanceTarget, build_instance_target
+from .init_weights import RANDOM_INIT_PRESETS, VGGISH_HELP, read_init_state, read_vggish_state, summarise_keys
 from .run_config import TrainConfig
 from .task import LossOutput
 
@@ -64,16 +62,12 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "min_component_pixels": ("loss", "min_component_pixels"),
 }
 DATA_OPTIONS: tuple[str, ...] = ("benchmark", "avss_root")
-#: Presets trained from scratch, audio encoder included: they need no released VGGish.
-RANDOM_INIT_PRESETS: tuple[str, ...] = ("avsc-tiny",)
 #: The OV-AVSS preset whose key layout a foreign ``--init`` file (Mask2Former .pkl) is converted with.
 CONVERSION_PRESETS: dict[str, str] = {
     "avsc-r50": "ovavss-r50",
     "avsc-swinb": "ovavss-swinb",
     "avsc-tiny": "ovavss-tiny",
 }
-#: Decoded training clips kept in memory per process (each ~0.3 MB for an S4 clip at 224x224).
-DECODED_CACHE_CLIPS = 4096
 #: The per-step numbers logged (the final decoder output's instance terms; the aux ones are in the total).
 LOGGED_TERMS = ("loss_ce", "loss_mask", "loss_dice", "loss_attended_bce", "loss_attended_dice", "loss_audio")
 
@@ -113,67 +107,7 @@ def apply_switches(
     return dataclasses.replace(model, correlation=correlation), loss
 
 
-def clip_categories(clip: ObjectClip, categories: Sequence[str]) -> np.ndarray | None:
-    """(K,) bool: the clip's sounding categories among the model's, or None when unknown (no ids, or an id the
-    model does not have)."""
-    names = [LABEL_NAMES[class_id] for class_id in clip.class_ids]
-    if not names or any(name not in categories for name in names):
-        return None
-    return np.isin(np.asarray(categories), names)
-
-
 # ---------------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class ObjectTrainClip:
-    """One training clip as read from disk, before augmentation."""
-
-    name: str
-    frames: np.ndarray  # (F, H, W, 3) uint8: the annotated frames
-    masks: np.ndarray  # (F, H, W) bool sounding pixels
-    frame_ids: np.ndarray  # (F,) int64: their positions in the clip, i.e. their audio examples
-    log_mel: Tensor  # (T, 1, 96, 64): one VGGish example per second of the clip
-    categories: np.ndarray | None  # (K,) bool, None = unknown
-
-
-class ObjectTrainClips(torch.utils.data.Dataset):
-    """``dataset[i]`` reads training clip i (deterministic: augmentation happens in ``collate``); the first
-    :data:`DECODED_CACHE_CLIPS` clips read stay decoded in memory (all of S4 train: about 1.1 GB at 224x224)."""
-
-    def __init__(self, dataset: AVSObjectDataset, clips: Sequence[ObjectClip], categories: Sequence[str]):
-        self.dataset = dataset
-        self.clips = list(clips)
-        self.categories = tuple(categories)
-        self._decoded: dict[int, ObjectTrainClip] = {}
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> ObjectTrainClip:
-        if index in self._decoded:
-            return self._decoded[index]
-        item = self._read(index)
-        if len(self._decoded) < DECODED_CACHE_CLIPS:
-            self._decoded[index] = item
-        return item
-
-    def _read(self, index: int) -> ObjectTrainClip:
-        clip, dataset = self.clips[index], self.dataset
-        frame_ids = dataset.label_frames(clip)
-        paths = dataset.frame_paths(clip)
-        frames = stack_frames([paths[frame] for frame in frame_ids])
-        masks = np.stack([dataset.read_mask(clip, frame) for frame in frame_ids])
-        if masks.shape[1:] != frames.shape[1:3]:
-            raise OvavssError(
-                f"mask is {masks.shape[2]}x{masks.shape[1]} but the frames are {frames.shape[2]}x{frames.shape[1]}",
-                path=dataset.mask_path(clip, frame_ids[0]),
-            )
-        waveform, rate = dataset.read_audio(clip)
-        log_mel = log_mel_examples(waveform, rate, pad_to=len(paths))  # zero log-mel rows past the audio's end
-        return ObjectTrainClip(
-            clip.name, frames, masks, np.asarray(frame_ids), log_mel, clip_categories(clip, self.categories)
-        )
 
 
 @dataclass
@@ -260,12 +194,6 @@ def read_avsc_init(
     return fitting, left_out
 
 
-def _counts(keys: Sequence[str]) -> str:
-    """'backbone 20, pixel_decoder 3': top-level modules of some state keys with their tensor counts."""
-    tops = [key.split(".")[0] for key in keys]
-    return ", ".join(f"{top} {tops.count(top)}" for top in dict.fromkeys(tops)) or "nothing"
-
-
 # ---------------------------------------------------------------------------------------------------- the task
 
 
@@ -326,12 +254,12 @@ class AVSCTask:
 
     def build_model(self) -> AVSC:
         """The preset's model with ``--init`` and ``--vggish`` applied; reports what was loaded."""
-        model = build_avsc(self.model_config)
+        model = AVSC(self.model_config)
         loaded: dict[str, Tensor] = {}
         if self.config.init is not None:
             loaded, left_out = read_avsc_init(Path(self.config.init), model, self.config.run_dir, self.config.init_mode)
             if left_out:
-                console.print(f"--init: not part of AVSC, left out: {_counts(left_out)}")
+                console.print(f"--init: not part of AVSC, left out: {summarise_keys(left_out)}")
         if self.config.vggish is not None:
             loaded.update(read_vggish_state(Path(self.config.vggish)))
         if self.model_config.name not in RANDOM_INIT_PRESETS and not any(k.startswith(VGGISH_PREFIX) for k in loaded):
@@ -339,11 +267,13 @@ class AVSCTask:
         result = model.load_state_dict(loaded, strict=False)
         if result.unexpected_keys:
             raise OvavssError(f"weights do not fit {self.model_config.name}: e.g. {result.unexpected_keys[0]}")
-        console.print(f"weights loaded: {_counts(list(loaded))}; at initialisation: {_counts(result.missing_keys)}")
+        console.print(
+            f"weights loaded: {summarise_keys(list(loaded))}; at initialisation: {summarise_keys(result.missing_keys)}"
+        )
         return model
 
     def export(self, model: AVSC) -> tuple[dict[str, Tensor], dict]:
-        return model.state_dict(), avsc_checkpoint_config(model.config)
+        return model.state_dict(), model_checkpoint_config(model.config)
 
     # -------------------------------------------------------------------------------------------- data
 

@@ -25,7 +25,6 @@ content-addressed :class:`AudioEmbeddingCache` and held in memory.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,65 +34,46 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..console import console, make_progress
+from ..console import make_progress
 from ..data.audio import REFERENCE_NUM_EXAMPLES, log_mel_examples
 from ..data.avsbench import AVSSDataset, ClipMeta, load_avss
 from ..data.classes import CLASS_NAMES
+from ..data.labelmap import keep_sounding_classes
 from ..data.split import OvSplit, load_split
+from ..data.train_clips import AVSSTrainClips, TrainClip
 from ..errors import OvavssError
-from ..metrics.evaluate import EvalSplit, FramePrediction, keep_sounding_classes, score_predictions
+from ..metrics.evaluate import EvalSplit, FramePrediction, score_predictions
 from ..metrics.foreground import ForegroundIoU
 from ..models.api import model_checkpoint_config
-from ..models.checkpoint import read_checkpoint, sha256_file, sidecar_path
-from ..models.convert import CLIP_PREFIX, VGGISH_PREFIX, convert_checkpoint, expected_shapes
+from ..models.convert import CLIP_PREFIX, VGGISH_PREFIX, expected_shapes
 from ..models.ovavss.audio_cache import AudioEmbeddingCache
-from ..models.ovavss.config import OVAVSSConfig, preset_config
+from ..models.ovavss.config import OVAVSSConfig, preset_config, with_openai_clip
 from ..models.ovavss.model import OVAVSS
 from ..models.ovavss.postprocess import masks_at_frame_size
 from ..models.ovavss.predict import ClipPrediction
-from ..models.ovavss.preprocess import normalize_and_pad, shortest_edge_size
-from ..models.safe_load import load_foreign_state_dict
+from ..models.preprocess import normalize_and_pad, shortest_edge_size
 from ..paths import cache_root
 from .augment import AugmentConfig, augment_clip
 from .criterion import build_criterion
-from .distributed import is_main_process, main_process_first
+from .distributed import main_process_first
+from .init_weights import (
+    RANDOM_INIT_PRESETS,
+    VGGISH_HELP,
+    check_fits,
+    read_init_state,
+    read_vggish_state,
+    say,
+    summarise_keys,
+)
 from .matcher import ClipTarget
 from .run_config import TrainConfig
 from .task import LossOutput
 
-#: Presets that train from scratch: their audio encoder trains with the rest, their frozen CLIP keeps its seeded
-#: random weights (both are saved in the checkpoints). Every other preset needs the released VGGish and the
-#: OpenAI CLIP.
-RANDOM_INIT_PRESETS: tuple[str, ...] = ("ovavss-tiny",)
-#: Decoded clips kept in memory (per process): all of a generated dataset, part of AVSBench.
-DECODED_CACHE_BYTES = 2 << 30
 #: A query belongs to the class-agnostic prediction when its "sounding object" probability exceeds this.
 SOUNDING_THRESHOLD = 0.5
-VGGISH_HELP = (
-    "download the released VGGish (vggish-10086976.pth, https://github.com/harritaylor/torchvggish/releases) "
-    "and pass --vggish FILE"
-)
 
 
 # ---------------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class TrainClip:
-    """One training clip as decoded from disk, before frame sampling and augmentation."""
-
-    uid: str
-    frames: np.ndarray  # (F, H, W, 3) uint8
-    labels: np.ndarray  # (F, H, W) uint8 class ids after the GT rules; 0 in frames without annotation
-    annotated: np.ndarray  # (F,) bool: frames with ground truth
-    # (E, A) float32 audio embeddings, one per VGGish example (E >= F); for a trained (not frozen) audio
-    # encoder the (E, 1, 96, 64) log-mel examples instead, embedded in the training step
-    audio: Tensor
-    ignore_ids: tuple[int, ...]  # classes whose pixels are not supervised
-
-    @property
-    def nbytes(self) -> int:
-        return self.frames.nbytes + self.labels.nbytes + self.audio.numel() * 4
 
 
 @dataclass
@@ -102,64 +82,6 @@ class OVAVSSBatch:
     audio: Tensor  # (B, T, A) audio embedding of each sampled frame, or (B, T, 1, 96, 64) log-mel examples
     targets: list[ClipTarget]  # per clip, masks at (Hp, Wp)
     uids: list[str]
-
-
-class AVSSTrainClips(torch.utils.data.Dataset):
-    """The split's training clips; ``dataset[i]`` decodes clip i (deterministic; cached in memory up to a budget)."""
-
-    def __init__(
-        self,
-        dataset: AVSSDataset,
-        clips: Sequence[ClipMeta],
-        audio: Sequence[Tensor],
-        split: OvSplit,
-        filter_gt_to_sounding: bool,
-        cache_bytes: int = DECODED_CACHE_BYTES,
-    ):
-        self.dataset = dataset
-        self.clips = list(clips)
-        self.audio = list(audio)
-        self.split = split
-        self.filter_gt_to_sounding = filter_gt_to_sounding
-        self.cache_bytes = cache_bytes
-        self._cache: dict[int, TrainClip] = {}
-        self._cached_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> TrainClip:
-        if index in self._cache:
-            return self._cache[index]
-        item = self._read(index)
-        if self._cached_bytes + item.nbytes <= self.cache_bytes:
-            self._cache[index] = item
-            self._cached_bytes += item.nbytes
-        return item
-
-    def _read(self, index: int) -> TrainClip:
-        clip = self.clips[index]
-        frames = self.dataset.read_frames(clip)
-        labels = np.zeros(frames.shape[:3], dtype=np.uint8)
-        annotated = np.zeros(frames.shape[0], dtype=bool)
-        for frame in self.dataset.label_frames(clip):
-            read = self.dataset.read_labels(clip, frame)
-            if read.ids.shape != frames.shape[1:3]:
-                raise OvavssError(
-                    f"label map is {read.ids.shape[1]}x{read.ids.shape[0]} but the frames are "
-                    f"{frames.shape[2]}x{frames.shape[1]}",
-                    path=read.path,
-                )
-            ids = read.ids
-            if self.filter_gt_to_sounding:
-                ids = keep_sounding_classes(ids, clip.sounding_ids)
-            labels[frame], annotated[frame] = ids, True
-        if self.audio[index].shape[0] < frames.shape[0]:
-            raise OvavssError(
-                f"{frames.shape[0]} frames but audio embeddings for {self.audio[index].shape[0]}",
-                path=self.dataset.clip_dir(clip),
-            )
-        return TrainClip(clip.uid, frames, labels, annotated, self.audio[index], self.split.ignored(clip.uid))
 
 
 def sample_frames(annotated: np.ndarray, window: int, generator: torch.Generator) -> list[int]:
@@ -231,82 +153,6 @@ def target_to(target: ClipTarget, device: torch.device) -> ClipTarget:
     return ClipTarget(
         target.labels.to(device), target.masks.to(device, non_blocking=True), target.frame_valid.to(device), ignore
     )
-
-
-# ---------------------------------------------------------------------------------------------------- weights
-
-
-def _fits(expected: dict[str, torch.Size], state: dict[str, Tensor], source: Path) -> None:
-    """OvavssError when ``state`` has keys the model lacks or tensors of another shape than ``expected``."""
-    unknown = [key for key in state if key not in expected]
-    if unknown:
-        raise OvavssError(f"{len(unknown)} tensors the model does not have (e.g. {unknown[0]})", path=source)
-    wrong = [key for key, value in state.items() if value.shape != expected[key]]
-    if wrong:
-        key = wrong[0]
-        raise OvavssError(
-            f"{len(wrong)} tensors of another shape (e.g. {key} {tuple(state[key].shape)} vs "
-            f"{tuple(expected[key])}): made for another preset?",
-            path=source,
-        )
-
-
-def _converted_init(source: Path, preset: str, run_dir: Path, init_mode: str) -> Path:
-    """A foreign checkpoint (Mask2Former .pkl, official .pth) converted into the run folder, reused on resume."""
-    out = run_dir / "init" / f"{source.stem}.safetensors"
-    if out.is_file() and sidecar_path(out).is_file():
-        recorded = json.loads(sidecar_path(out).read_text())
-        conversion = recorded.get("conversion", {})
-        same_mode = conversion.get("kind") != "mask2former" or conversion.get("init_mode") == init_mode
-        if same_mode and recorded.get("source", {}).get("sha256") == sha256_file(source):
-            return out
-    report = convert_checkpoint(source, out, preset=preset, allow_missing=True, force=True, init_mode=init_mode)
-    _say(f"--init: converted {source.name} ({report.kind}) to {out} ({report.converted} tensors)")
-    for warning in report.warnings:
-        _say(f"warning: {warning}")
-    return out
-
-
-def read_init_state(path: Path, preset: str, run_dir: Path, init_mode: str = "reference") -> dict[str, Tensor]:
-    """Weights to start from: our .safetensors (``init``, ``model`` or ``vggish``), or a foreign file converted
-    (a Mask2Former .pkl in ``init_mode``, see ``models/convert.py``)."""
-    if not path.is_file():
-        raise OvavssError("--init: file not found", path=path)
-    if path.suffix != ".safetensors":
-        path = _converted_init(path, preset, run_dir, init_mode)
-    checkpoint = read_checkpoint(path)
-    if checkpoint.kind == "model" and checkpoint.config.get("architecture") != "ovavss":
-        raise OvavssError(f"--init: holds a '{checkpoint.config.get('architecture')}' model, not OV-AVSS", path=path)
-    return checkpoint.state
-
-
-def read_vggish_state(path: Path) -> dict[str, Tensor]:
-    """VGGish weights as ``audio_encoder.*`` tensors: the torchvggish release or one of our checkpoints."""
-    if not path.is_file():
-        raise OvavssError("--vggish: file not found", path=path)
-    if path.suffix == ".safetensors":
-        state = read_checkpoint(path).state
-    else:
-        state = {VGGISH_PREFIX + key: value for key, value in load_foreign_state_dict(path).items()}
-    state = {key: value for key, value in state.items() if key.startswith(VGGISH_PREFIX)}
-    if not state:
-        raise OvavssError("--vggish: no VGGish tensors in this file", path=path)
-    return state
-
-
-def _say(message: str) -> None:
-    """Print on rank 0 only (every process builds the model and the data; one report is enough)."""
-    if is_main_process():
-        console.print(message)
-
-
-def _summarise(keys: Sequence[str]) -> str:
-    """Top-level modules of some state keys with their tensor counts: 'backbone 20, pixel_decoder 3'."""
-    counts: dict[str, int] = {}
-    for key in keys:
-        top = key.split(".")[0]
-        counts[top] = counts.get(top, 0) + 1
-    return ", ".join(f"{name} {count}" for name, count in counts.items()) or "nothing"
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -431,9 +277,9 @@ class OVAVSSTask:
             raise OvavssError(f"{config.name} trains with the released VGGish frozen: {VGGISH_HELP}")
         shapes = expected_shapes(config)
         for path, state in sources:
-            _fits(shapes, state, path)
+            check_fits(shapes, state, path)
         if pretrained and not any(key.startswith(CLIP_PREFIX) for key in loaded):
-            config.open_vocab.pretrained = "openai"  # CLIP is not trained: OpenAI's weights, as the reference
+            config = with_openai_clip(config)  # CLIP is not trained: OpenAI's weights, as the reference
         try:
             model = OVAVSS(config)
         except OvavssError as error:
@@ -441,18 +287,17 @@ class OVAVSSTask:
                 f"{error}; download the OpenAI CLIP once with network access (it lands in the Hugging Face cache)"
             ) from None
         model.load_state_dict(loaded, strict=False)
-        left = [key for key in model.state_dict() if key not in loaded]
-        if config.open_vocab.pretrained:
-            left = [key for key in left if not key.startswith(CLIP_PREFIX)]
-        _say(f"weights loaded: {_summarise(list(loaded))}")
-        _say(f"weights at initialisation: {_summarise(left)}")
+        fetched = model.fetched_state_prefixes()
+        left = [key for key in model.state_dict() if key not in loaded and not (fetched and key.startswith(fetched))]
+        say(f"weights loaded: {summarise_keys(list(loaded))}")
+        say(f"weights at initialisation: {summarise_keys(left)}")
         self.model = model
         return model
 
     def export(self, model: OVAVSS) -> tuple[dict[str, Tensor], dict]:
         """A ``kind="model"`` state (CLIP left out when its config fetches OpenAI's weights) and its config."""
-        skip_clip = bool(model.config.open_vocab.pretrained)
-        state = {k: v for k, v in model.state_dict().items() if not (skip_clip and k.startswith(CLIP_PREFIX))}
+        fetched = model.fetched_state_prefixes()
+        state = {k: v for k, v in model.state_dict().items() if not (fetched and k.startswith(fetched))}
         return state, model_checkpoint_config(model.config)
 
     # -------------------------------------------------------------------------------------------- data
@@ -472,7 +317,7 @@ class OVAVSSTask:
         else:  # the audio encoder trains: keep the log-mel examples, the model embeds them in each step
             audio = [log_mel_examples(*self.dataset.read_audio(clip), pad_to=pad_to) for clip in self.train_clips]
         if self.dropped_empty:
-            _say(f"{self.dropped_empty} training clips without a sounding object left out")
+            say(f"{self.dropped_empty} training clips without a sounding object left out")
         return AVSSTrainClips(self.dataset, self.train_clips, audio, self.split, self.recipe.filter_gt_to_sounding)
 
     def collate(self, items: Sequence[TrainClip], generators: Sequence[torch.Generator]) -> OVAVSSBatch:

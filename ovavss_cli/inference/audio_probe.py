@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from .. import __version__
 from ..atomic import atomic_write_text, refuse_overwrite
 from ..console import console
 from ..data.audio_conditions import (
@@ -47,6 +46,7 @@ from ..data.audio_conditions import (
 )
 from ..engine.distributed import ProcessInfo
 from ..errors import OvavssError
+from ..version import __version__
 from .sharding import sharded_processes
 
 BENCHMARKS: tuple[str, ...] = ("avsbench-ov", "s4", "ms3")
@@ -352,7 +352,7 @@ def run_probe_audio(
     for out in (json_out, chart_out):
         if out is not None:
             refuse_overwrite(out, force)
-    from .. import load_model
+    from ..models.api import load_model
     from .evaluate import load_object_model
 
     load = load_model if benchmark == "avsbench-ov" else load_object_model

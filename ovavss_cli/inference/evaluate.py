@@ -163,9 +163,9 @@ def _eval_avsbench_ov(options: EvalOptions, process: ProcessInfo) -> dict | None
             return None
         result = evaluate_prediction_folder(options.data, options.pred, split_file=options.split_file, config=config)
         return report.results_payload(result, options.class_set)
-    from .. import load_model
+    from ..atomic import unique_folder
     from ..hub import DEFAULT_WEIGHTS
-    from .outputs import unique_folder
+    from ..models.api import load_model
 
     pred = options.pred
     if pred is None:
@@ -250,7 +250,7 @@ def evaluate_model_on_avsbench_ov(
 
 def load_object_model(weights: str, device: torch.device):
     """The AVSC model S4 / MS3 scoring runs (an OV-AVSS checkpoint is a one-line error)."""
-    from .. import load_model
+    from ..models.api import load_model
     from ..models.avsc.model import AVSC
 
     model = load_model(weights, device=device)

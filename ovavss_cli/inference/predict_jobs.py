@@ -7,7 +7,7 @@
   (``sharding.balanced_shards``); rank 0 plans the output folders once and gives the plan to every
   rank, so the outputs are those of one process.
 * **Resume.** With ``resume``, an input whose output folder is complete (it only exists once
-  complete: see ``outputs.output_folder``) and was made with the same weights (sha256) and options
+  complete: see ``atomic.output_folder``) and was made with the same weights (sha256) and options
   is skipped; temporary folders left by a killed run are removed and the input is done again. An
   output made with other options is a failure naming the first option that differs (``--force``
   replaces it).
@@ -24,21 +24,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from .. import __version__
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, unique_folder
 from ..console import console, make_progress
+from ..data.audio_conditions import load_replacement
 from ..data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, NotAVideoError, probe
+from ..data.predictions import OVERLAY_FILE, PREDICTIONS_FILE
+from ..data.vocab import parse_vocab
+from ..device import resolve_device
 from ..engine.distributed import ProcessInfo, broadcast_object
 from ..errors import OvavssError
-from .outputs import OVERLAY_FILE, PREDICTIONS_FILE, unique_folder
-from .sharding import JobProgress, balanced_shards, gather_to_main
-
-if TYPE_CHECKING:
-    from .predictor import VideoPredictor
+from ..hub import DEFAULT_WEIGHTS
+from ..models.run_options import check_clip_queries, resolve_precision
+from ..version import __version__
+from .predictor import VideoPredictor
+from .sharding import JobProgress, balanced_shards, gather_to_main, sharded_processes
 
 REPORT_FORMAT = "ovavss-predict-report/1"
 #: Where a multi-input run's report goes without ``--report``: in ``--out``, else the working folder.
@@ -277,3 +279,57 @@ def finish_report(report: PredictReport, options, multi_input: bool, process: Pr
 def print_failure(message: str, skipped: bool = False) -> None:
     label = ("skipped: ", "yellow") if skipped else ("error: ", "bold red")
     console.print(Text.assemble(label, message), soft_wrap=True)  # one line, never wrapped
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """``ovavss predict``'s options (see cli.py for their help)."""
+
+    vocab: str
+    weights: str | None = None
+    out: Path | None = None
+    fps: float = 1.0
+    threshold: float = 0.3
+    device: str = "auto"
+    allow_silent: bool = False
+    write_video: bool = True
+    force: bool = False
+    model: str | None = None  # "ovavss" | "avsc": must match the weights' own architecture when given
+    audio: str | None = None  # "silence" | "noise" | a media file whose audio replaces the videos' own
+    precision: str = "auto"  # fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA)
+    clip_queries: int | None = None  # the fast mode: queries sent to CLIP per window (None = all)
+    resume: bool = False  # skip inputs whose complete output, made the same way, exists (predict_jobs)
+    report: Path | None = None  # the job report (default for several inputs: predict_jobs.report_path)
+
+
+def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictReport:
+    """``ovavss predict``: load the model once, then predict every input (this rank's share under torchrun);
+    failures are collected, not fatal, and listed in the job report."""
+    vocab = parse_vocab(options.vocab)
+    resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
+    check_clip_queries(options.clip_queries)
+    audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
+    multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
+    refuse_existing_report(options, multi_input)
+    with sharded_processes(options.device) as process:
+        device = process.device
+        planned, problems = broadcast_object(plan_job(inputs, options.out, options.resume) if process.is_main else None)
+        report = PredictReport([InputRecord(problem.split(": ")[0], None, "failed", problem) for problem in problems])
+        if process.is_main:
+            for problem in problems:
+                print_failure(problem)
+        if planned:
+            from ..models.api import load_model  # heavy (torch models); only once the inputs make sense
+
+            model = load_model(options.weights or DEFAULT_WEIGHTS, device=device)
+            if options.model is not None and options.model != model.architecture:
+                raise OvavssError(
+                    f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
+                )
+            predictor = VideoPredictor(
+                model, vocab, options.fps, options.threshold, options.allow_silent, device, audio, options.precision,
+                options.clip_queries,
+            )  # fmt: skip
+            records = run_job(predictor, planned, options, process)
+            report.records += records or []
+        return finish_report(report, options, multi_input, process)

@@ -10,13 +10,13 @@ scores, streaming window by window so memory does not grow with the video's leng
         frame.label_map  # (H, W) uint8, 0 = background, i = vocab[i - 1]
 
 ``predict_to_folder`` adds the writers (mask PNGs, predictions.json, overlay.mp4), and
-``run_predict`` is ``ovavss predict``: several inputs, one bad file reported and the rest still
+``predict_jobs.run_predict`` is ``ovavss predict``: several inputs, one bad file reported and the rest still
 processed, resumable, sharded over the processes of a ``torchrun`` job (``predict_jobs``).
 While the model runs on one window, the next ones are decoded in a thread (``decode_ahead``).
 
-The model is used only through its documented API: ``window_size``, ``device``, ``weights_id``,
-``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold, frame_times,
-precision, clip_queries)`` returning ``label_maps`` (T, H, W) and ``detections`` (``label``,
+The model is used only through ``models.interface.SegmentationModel``: ``window_size``, ``device``,
+``weights_id``, ``weights_sha256`` and ``predict_clip(frames, audio, sample_rate, vocab, threshold,
+frame_times, precision, clip_queries)`` returning ``label_maps`` (T, H, W) and ``detections`` (``label``,
 ``score``). It is called with one
 window of at most ``window_size`` real frames at a time (the model pads a short last window
 itself), which bounds memory and makes every detection of a call belong to all its frames.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +33,9 @@ import torch
 from PIL import Image
 from rich.progress import Progress
 
-from .. import __version__
+from ..atomic import output_folder
 from ..console import make_progress
-from ..data.audio_conditions import AudioReplacement, load_replacement
+from ..data.audio_conditions import AudioReplacement
 from ..data.labelmap import read_label_png
 from ..data.media import (
     MediaWindow,
@@ -46,25 +45,13 @@ from ..data.media import (
     probe,
     write_painted_video,
 )
+from ..data.predictions import OVERLAY_FILE, OVERLAY_MAX_SIDE, PredictionWriter, VideoFramePrediction, mask_file
 from ..data.prefetch import decode_ahead
-from ..data.vocab import parse_vocab
-from ..device import resolve_device
-from ..engine.distributed import broadcast_object
 from ..errors import OvavssError
-from ..hub import DEFAULT_WEIGHTS
-from ..models.run_options import check_clip_queries, resolve_precision
+from ..models.interface import SegmentationModel
+from ..models.run_options import resolve_precision
+from ..version import __version__
 from ..viz.overlay import OverlayPainter, vocab_colours
-from .outputs import OVERLAY_FILE, OVERLAY_MAX_SIDE, PredictionWriter, mask_file, output_folder
-from .predict_jobs import (
-    InputRecord,
-    PredictReport,
-    finish_report,
-    plan_job,
-    print_failure,
-    refuse_existing_report,
-    run_job,
-)
-from .sharding import sharded_processes
 
 SAMPLING_NOTE = (
     "sample k is the decoded frame nearest to (k + 0.5) / sample_fps seconds after the first frame; "
@@ -72,24 +59,12 @@ SAMPLING_NOTE = (
 )
 
 
-@dataclass(frozen=True)
-class FramePrediction:
-    """The model's answer for one sampled frame."""
-
-    index: int  # sample index k
-    sample_time: float  # nominal sample time (k + 0.5) / fps, seconds from the first frame
-    time: float  # the chosen frame's own time (its audio window is centred here)
-    image: np.ndarray  # (H, W, 3) uint8 RGB: the frame the model saw (upright)
-    label_map: np.ndarray  # (H, W) uint8: 0 = background, i = vocab[i - 1]
-    scores: dict[int, float]  # label id -> best score among the detections painted in this frame's window
-
-
 class VideoPredictor:
     """Runs a loaded model over videos, window by window."""
 
     def __init__(
         self,
-        model,
+        model: SegmentationModel,
         vocab: Sequence[str],
         fps: float = 1.0,
         threshold: float = 0.3,
@@ -125,7 +100,7 @@ class VideoPredictor:
 
     def predict_frames(
         self, path: str | Path, info: VideoInfo | None = None, track: np.ndarray | None = None
-    ) -> Iterator[FramePrediction]:
+    ) -> Iterator[VideoFramePrediction]:
         """Yield the prediction of every sampled frame, in order (padding never reaches the output).
 
         ``track``: :meth:`replacement_track`, when the caller already has it.
@@ -136,7 +111,7 @@ class VideoPredictor:
         for window in decode_ahead(windows, self.decode_ahead):
             yield from self._predict_window(window)
 
-    def _predict_window(self, window: MediaWindow) -> Iterator[FramePrediction]:
+    def _predict_window(self, window: MediaWindow) -> Iterator[VideoFramePrediction]:
         count = len(window.frames)
         prediction = self.model.predict_clip(
             window.images,
@@ -159,7 +134,7 @@ class VideoPredictor:
         for detection in prediction.detections:
             scores[detection.label] = max(scores.get(detection.label, 0.0), float(detection.score))
         for position, frame in enumerate(window.frames):  # maps past ``count`` are the model's padding
-            yield FramePrediction(
+            yield VideoFramePrediction(
                 index=frame.index,
                 sample_time=frame.sample_time,
                 time=frame.time,
@@ -249,61 +224,3 @@ class _MaskOverlay:
                 label_map = np.asarray(small)  # ids are vocabulary indices (uint8 in the mask PNGs)
             self._label_map = label_map
         return self.painter.paint(image, self._label_map, key=index)
-
-
-# ---------------------------------------------------------------------------------------------
-# ovavss predict
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """``ovavss predict``'s options (see cli.py for their help)."""
-
-    vocab: str
-    weights: str | None = None
-    out: Path | None = None
-    fps: float = 1.0
-    threshold: float = 0.3
-    device: str = "auto"
-    allow_silent: bool = False
-    write_video: bool = True
-    force: bool = False
-    model: str | None = None  # "ovavss" | "avsc": must match the weights' own architecture when given
-    audio: str | None = None  # "silence" | "noise" | a media file whose audio replaces the videos' own
-    precision: str = "auto"  # fp32 | fp16 | bf16 | auto (fp32 on CPU, fp16 on CUDA)
-    clip_queries: int | None = None  # the fast mode: queries sent to CLIP per window (None = all)
-    resume: bool = False  # skip inputs whose complete output, made the same way, exists (predict_jobs)
-    report: Path | None = None  # the job report (default for several inputs: predict_jobs.report_path)
-
-
-def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictReport:
-    """``ovavss predict``: load the model once, then predict every input (this rank's share under torchrun);
-    failures are collected, not fatal, and listed in the job report."""
-    vocab = parse_vocab(options.vocab)
-    resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
-    check_clip_queries(options.clip_queries)
-    audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
-    multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
-    refuse_existing_report(options, multi_input)
-    with sharded_processes(options.device) as process:
-        device = process.device
-        planned, problems = broadcast_object(plan_job(inputs, options.out, options.resume) if process.is_main else None)
-        report = PredictReport([InputRecord(problem.split(": ")[0], None, "failed", problem) for problem in problems])
-        if process.is_main:
-            for problem in problems:
-                print_failure(problem)
-        if planned:
-            from .. import load_model  # heavy (torch models); only once the inputs make sense
-
-            model = load_model(options.weights or DEFAULT_WEIGHTS, device=device)
-            if options.model is not None and options.model != model.architecture:
-                raise OvavssError(
-                    f"--model {options.model}: the weights '{model.weights_id}' hold a {model.architecture} model"
-                )
-            predictor = VideoPredictor(
-                model, vocab, options.fps, options.threshold, options.allow_silent, device, audio, options.precision,
-                options.clip_queries,
-            )  # fmt: skip
-            records = run_job(predictor, planned, options, process)
-            report.records += records or []
-        return finish_report(report, options, multi_input, process)

@@ -38,7 +38,7 @@ from PIL import Image
 from ..console import make_progress
 from ..data.avsbench import AVSSDataset, ClipMeta, load_avss
 from ..data.classes import BASE_IDS, NOVEL_IDS
-from ..data.labelmap import decode_palette, label_array, open_png
+from ..data.labelmap import decode_palette, keep_sounding_classes, label_array, open_png
 from ..data.split import load_split
 from ..errors import OvavssError
 from .avss import SegmentationMetrics, SegmentationScores
@@ -96,12 +96,6 @@ def resize_prediction_nearest(ids: np.ndarray, size: int = EVAL_SIZE) -> np.ndar
     rows = _legacy_nearest_index(ids.shape[0], size)
     cols = _legacy_nearest_index(ids.shape[1], size)
     return ids[np.ix_(rows, cols)].astype(np.int64)
-
-
-def keep_sounding_classes(gt: np.ndarray, sounding_ids: Iterable[int]) -> np.ndarray:
-    """Zero every GT id that is not background or one of the clip's sounding classes (``a_obj``)."""
-    allowed = np.array([0, *sounding_ids], dtype=np.int64)
-    return np.where(np.isin(gt, allowed), gt, 0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
 from ..console import make_progress
 from ..data.avsobject import AVSObjectDataset, ObjectClip, load_avsobject
 from ..data.labelmap import open_png
 from ..errors import OvavssError
+from ..version import __version__
 from .evaluate import FrameMetric
 from .object import ObjectMetrics, ObjectScores
 

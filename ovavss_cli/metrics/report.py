@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .. import __version__
 from ..atomic import atomic_write_text
 from ..console import console
 from ..data.classes import BASE_IDS, LABEL_NAMES, NOVEL_IDS, NUM_LABELS
 from ..errors import OvavssError
+from ..version import __version__
 from .evaluate import PROTOCOL, EvalResult
 
 CLASS_SETS = ("all", "base", "novel")

@@ -1,57 +1,130 @@
-"""The stable Python API: ``create_model`` (fresh weights from a preset) and ``load_model`` (weights)."""
+"""The stable Python API for every model family (open_clip-style).
+
+* :func:`list_models` / :func:`list_pretrained`: the presets, and the registry's weights per preset;
+* :func:`create_model`: a preset (or config) with fresh weights, or with ``pretrained=`` weights;
+* :func:`load_model` / :func:`save_model`: ovavss checkpoints (``models/checkpoint.py``) of any family,
+  dispatched on the ``architecture`` the checkpoint records.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 
+from ..config_json import from_dict, to_dict
 from ..device import resolve_device
 from ..errors import OvavssError
-from ..hub import resolve_weights
-from .checkpoint import Checkpoint, read_checkpoint, save_checkpoint
-from .ovavss.config import OVAVSSConfig, config_from_dict, config_to_dict, preset_config
+from ..hub import load_registry, resolve_weights
+from .avsc.config import PRESETS as AVSC_PRESETS
+from .avsc.config import AVSCConfig
+from .avsc.model import AVSC
+from .checkpoint import Checkpoint, load_state, read_checkpoint, save_checkpoint
+from .interface import ModelFamily, SegmentationModel
+from .ovavss.config import PRESETS as OVAVSS_PRESETS
+from .ovavss.config import OVAVSSConfig, upgrade_config_dict
 from .ovavss.model import OVAVSS
 
-ARCHITECTURE = "ovavss"
+FAMILIES: dict[str, ModelFamily] = {
+    family.architecture: family
+    for family in (
+        ModelFamily(OVAVSS.architecture, OVAVSS, OVAVSSConfig, OVAVSS_PRESETS, upgrade_config_dict),
+        ModelFamily(AVSC.architecture, AVSC, AVSCConfig, AVSC_PRESETS),
+    )
+}
 
 
-def create_model(name_or_config: str | OVAVSSConfig, device: str | torch.device = "cpu") -> OVAVSS:
-    """An OV-AVSS model with freshly initialised weights, from a preset name or a config."""
+def list_models() -> list[str]:
+    """Every preset name, all families."""
+    return [name for family in FAMILIES.values() for name in family.presets]
+
+
+def list_pretrained() -> list[tuple[str, str]]:
+    """(preset, weights name) for every checkpoint in the registry (``weights/registry.json``)."""
+    return [(entry.preset, entry.name) for entry in load_registry().values()]
+
+
+def family_of(config_or_architecture: Any) -> ModelFamily:
+    if isinstance(config_or_architecture, str):
+        if config_or_architecture not in FAMILIES:
+            raise OvavssError(f"unknown model architecture '{config_or_architecture}' (known: {', '.join(FAMILIES)})")
+        return FAMILIES[config_or_architecture]
+    for family in FAMILIES.values():
+        if isinstance(config_or_architecture, family.config_class):
+            return family
+    raise TypeError(f"{type(config_or_architecture).__name__} is not the config of a model family")
+
+
+def preset_config(name: str) -> Any:
+    """The config of preset ``name``, whatever its family."""
+    for family in FAMILIES.values():
+        if name in family.presets:
+            return family.presets[name]()
+    raise OvavssError(f"unknown model preset '{name}' (known: {', '.join(list_models())})")
+
+
+def model_config_from_dict(architecture: str, data: dict[str, Any]) -> Any:
+    """The family's config from its JSON form (``config_json.to_dict``); bad fields give an OvavssError."""
+    family = family_of(architecture)
+    return from_dict(family.config_class, family.upgrade_config(data), f"{architecture} model config")
+
+
+def model_checkpoint_config(config: Any) -> dict[str, Any]:
+    """The ``config`` entry a full-model checkpoint carries: ``{"architecture": ..., "model": ...}``."""
+    return {"architecture": family_of(config).architecture, "model": to_dict(config)}
+
+
+def create_model(
+    name_or_config: str | Any, pretrained: str | None = None, device: str | torch.device = "cpu"
+) -> SegmentationModel:
+    """A model from a preset name or a config: freshly initialised, or with ``pretrained`` weights (a registry
+    name, a ``.safetensors`` path or ``hf://org/repo[/file]``) that must hold that preset."""
     config = preset_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
-    return OVAVSS(config).to(resolve_device(device))
+    if pretrained is None:
+        return family_of(config).model_class(config).to(resolve_device(device))
+    model = load_model(pretrained, device, architecture=family_of(config).architecture)
+    if model.config.name != config.name:
+        raise OvavssError(f"pretrained weights '{pretrained}' hold a '{model.config.name}' model, not '{config.name}'")
+    return model
 
 
-def model_checkpoint_config(config: OVAVSSConfig) -> dict:
-    """The ``config`` entry our checkpoints carry for a full model."""
-    return {"architecture": ARCHITECTURE, "model": config_to_dict(config)}
-
-
-def model_config_of(checkpoint: Checkpoint) -> OVAVSSConfig:
+def model_from_checkpoint(
+    checkpoint: Checkpoint, weights_id: str | None = None, *, architecture: str | None = None
+) -> SegmentationModel:
+    """The model a read checkpoint holds (strictly loaded, on the CPU, in train mode)."""
     if checkpoint.kind != "model":
         raise OvavssError(
             f"a '{checkpoint.kind}' checkpoint (training init / audio weights), not a full model", path=checkpoint.path
         )
-    architecture = checkpoint.config.get("architecture")
-    if architecture != ARCHITECTURE:
-        raise OvavssError(f"holds a '{architecture}' model, not OV-AVSS", path=checkpoint.path)
-    return config_from_dict(checkpoint.config["model"])
+    held = checkpoint.config.get("architecture")
+    if architecture is not None and held != architecture:
+        raise OvavssError(f"holds '{held}' weights, not an {architecture.upper()} model", path=checkpoint.path)
+    if held not in FAMILIES:
+        raise OvavssError(f"holds a '{held}' model, which this version cannot build", path=checkpoint.path)
+    model = FAMILIES[held].model_class(model_config_from_dict(held, checkpoint.config["model"]))
+    load_state(model, checkpoint.state, checkpoint.path)
+    model.weights_id, model.weights_sha256 = weights_id or str(checkpoint.path), checkpoint.sha256
+    return model
 
 
-def load_state(model: OVAVSS, state: dict[str, torch.Tensor], source) -> None:
-    """Strict load; CLIP tensors may be absent only when the config fetches them (``open_vocab.pretrained``)."""
-    result = model.load_state_dict(state, strict=False)
-    missing = [
-        k for k in result.missing_keys if not (model.config.open_vocab.pretrained and k.startswith("open_vocab.clip."))
-    ]
-    if missing or result.unexpected_keys:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if result.unexpected_keys:
-            problems.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
-        raise OvavssError(f"weights do not fit the model: {', '.join(problems)}", path=source)
+def load_model(
+    path_or_name: str, device: str | torch.device = "cpu", *, architecture: str | None = None
+) -> SegmentationModel:
+    """Load a model of any family: a registry name, a ``.safetensors`` path or ``hf://org/repo[/file]``.
+
+    ``architecture`` (e.g. ``"avsc"``): refuse weights of another family. The model is in eval mode on
+    ``device``; the precision is chosen per call (``model.predict_clip(..., precision="bf16")``).
+    """
+    resolved = resolve_weights(path_or_name)
+    checkpoint = read_checkpoint(resolved.path, expected_sha256=resolved.expected_sha256)
+    model = model_from_checkpoint(checkpoint, resolved.weights_id, architecture=architecture)
+    return model.to(resolve_device(device)).eval()
 
 
-def save_model(model: OVAVSS, path, *, info: dict | None = None, dtype: torch.dtype | None = None) -> str:
+def save_model(
+    model: SegmentationModel, path: str | Path, *, info: dict | None = None, dtype: torch.dtype | None = None
+) -> str:
     """Write ``model`` as an ovavss checkpoint (``.safetensors`` + ``.json``); returns its sha256.
 
     ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors at lower precision to save space
@@ -62,23 +135,3 @@ def save_model(model: OVAVSS, path, *, info: dict | None = None, dtype: torch.dt
         for key, value in model.state_dict().items()
     }
     return save_checkpoint(path, state, kind="model", config=model_checkpoint_config(model.config), info=info)
-
-
-def load_model(path_or_name: str, device: str | torch.device = "cpu") -> OVAVSS:
-    """Load an OV-AVSS (or, by the checkpoint's ``architecture``, an AVSC) model: a registry name, a
-    ``.safetensors`` path or ``hf://org/repo[/file]``.
-
-    The model is in eval mode on ``device``; the precision is chosen per call
-    (``model.predict_clip(..., precision="bf16")``), not stored in the model.
-    """
-    resolved = resolve_weights(path_or_name)
-    checkpoint = read_checkpoint(resolved.path, expected_sha256=resolved.expected_sha256)
-    if checkpoint.config.get("architecture") == "avsc":  # the second model family: models/avsc
-        from .avsc.weights import avsc_from_checkpoint
-
-        return avsc_from_checkpoint(checkpoint, resolved.weights_id, device)
-    config = model_config_of(checkpoint)
-    model = OVAVSS(config)
-    load_state(model, checkpoint.state, resolved.path)
-    model.weights_id, model.weights_sha256 = resolved.weights_id, checkpoint.sha256
-    return model.to(resolve_device(device)).eval()

@@ -11,7 +11,6 @@ converted Mask2Former COCO weights) or ``vggish`` (audio encoder weights only).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +22,11 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import OvavssError
+from ..hub import sha256_file
+from .interface import SegmentationModel
 
 FORMAT = "ovavss/1"
 KINDS = ("model", "init", "vggish")
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -99,6 +92,24 @@ def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
         raise OvavssError(f"not a readable safetensors file ({error})", path=path) from None
     if metadata.get("format") != FORMAT:
         raise OvavssError(f"not an ovavss checkpoint (format {metadata.get('format')!r})", path=path)
-    config = info.get("config") or json.loads(metadata.get("config", "{}"))
+    # What is built comes from the hashed file alone; a sidecar saying otherwise was edited or belongs elsewhere.
+    config = json.loads(metadata.get("config", "{}"))
+    if "config" in info and info["config"] != config:
+        raise OvavssError(f"{sidecar.name}'s config differs from the one in the checkpoint", path=sidecar)
     kind = metadata.get("kind", "model")
     return Checkpoint(state=state, kind=kind, config=config, sha256=digest, path=path, info=info)
+
+
+def load_state(model: SegmentationModel, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Strict load: every tensor must fit; only what the model fetches itself
+    (``model.fetched_state_prefixes()``, e.g. CLIP from open_clip) may be absent."""
+    fetched = model.fetched_state_prefixes()
+    result = model.load_state_dict(state, strict=False)
+    missing = [key for key in result.missing_keys if not (fetched and key.startswith(fetched))]
+    if missing or result.unexpected_keys:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if result.unexpected_keys:
+            problems.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        raise OvavssError(f"weights do not fit the model: {', '.join(problems)}", path=source)

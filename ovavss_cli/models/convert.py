@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 
 from ..errors import OvavssError
+from ..hub import store_dir
 from .api import model_checkpoint_config
 from .checkpoint import save_checkpoint, sha256_file
 from .keymap import map_reference_key
-from .ovavss.config import OVAVSSConfig, preset_config
+from .ovavss.config import OVAVSSConfig, preset_config, with_openai_clip
 from .ovavss.model import OVAVSS
 from .safe_load import load_foreign_state_dict
 
@@ -227,7 +228,7 @@ def convert_checkpoint(
         report.preset = preset or detect_preset(source)
         config = preset_config(report.preset)
         if kind == "ovavss" and not any(k.startswith("clip_adapter.clip_model.") for k in source):
-            config.open_vocab.pretrained = "openai"
+            config = with_openai_clip(config)
             report.notes.append("no CLIP tensors in the source: the model loads open_clip's OpenAI weights")
         expected = expected_shapes(config)
         left_random: set[str] = set()
@@ -272,6 +273,14 @@ def convert_checkpoint(
         },
     )
     return report
+
+
+def import_weights(src: str | Path, name: str, *, vggish: str | Path | None = None, force: bool = False):
+    """``ovavss weights import``: convert an official checkpoint into the local weights store as
+    ``<name>.safetensors`` (+ sidecar), where ``--weights NAME`` finds it offline."""
+    if not name or "/" in name or name.startswith("."):
+        raise OvavssError(f"--name: '{name}' is not a valid weights name")
+    return convert_checkpoint(src, store_dir() / f"{name}.safetensors", vggish=vggish, force=force)
 
 
 def print_report(report: ConversionReport) -> None:

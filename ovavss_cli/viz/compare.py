@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import output_folder, output_or_sibling
 from ..console import make_progress
 from ..data.avsbench import AVSSDataset, ClipMeta, load_avss
 from ..data.classes import AVSS_PALETTE, CLASS_NAMES
 from ..data.labelmap import open_png, read_label_png
 from ..errors import OvavssError
-from ..inference.outputs import output_folder, output_or_sibling
 from .overlay import font_for, overlay, write_image
 
 PANEL_WIDTH = 480

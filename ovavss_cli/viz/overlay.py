@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, output_folder, output_or_sibling
 from ..console import make_progress
 from ..data.labelmap import read_label_png
 from ..data.media import iter_sampled_frames, probe
+from ..data.predictions import PredictionFolder, read_prediction_folder
 from ..errors import OvavssError
-from ..inference.outputs import PredictionFolder, output_folder, output_or_sibling, read_prediction_folder
 from .timeline import write_timeline
 
 DEFAULT_ALPHA = 0.5

@@ -154,11 +154,10 @@ def test_train_and_evaluate_ms3_from_the_command_line(tmp_path, cli):
 def test_init_from_an_avsc_or_an_ovavss_checkpoint(s4_root, tmp_path):
     from ovavss_cli.models.api import create_model, save_model
     from ovavss_cli.models.avsc.model import AVSC
-    from ovavss_cli.models.avsc.weights import save_avsc
 
     torch.manual_seed(5)
     trained = AVSC(task_for(s4_root).model_config)
-    save_avsc(trained, tmp_path / "avsc.safetensors")
+    save_model(trained, tmp_path / "avsc.safetensors")
     model = task_for(s4_root, init=str(tmp_path / "avsc.safetensors")).build_model()
     expected = trained.state_dict()
     assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())

@@ -11,9 +11,9 @@ from PIL import Image
 from ovavss_cli.data.avsobject import load_s4
 from ovavss_cli.data.synthetic import generate_ms3, generate_s4
 from ovavss_cli.metrics.object_eval import evaluate_object, prediction_probabilities
+from ovavss_cli.models.api import save_model
 from ovavss_cli.models.avsc.config import preset_config
 from ovavss_cli.models.avsc.model import AVSC
-from ovavss_cli.models.avsc.weights import save_avsc
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def avsc_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = AVSC(preset_config("avsc-tiny"))
     path = tmp_path_factory.mktemp("weights") / "avsc.safetensors"
-    save_avsc(model, path)
+    save_model(model, path)
     return path
 
 

@@ -16,7 +16,7 @@ from ovavss_cli.engine.point_sampling import ImportanceSamplingConfig
 from ovavss_cli.engine.run_config import TrainConfig, tiny_recipe
 from ovavss_cli.engine.train import run_training
 from ovavss_cli.inference.evaluate import evaluate_model_on_avsbench_object
-from ovavss_cli.models.avsc.weights import load_avsc
+from ovavss_cli.models.api import load_model
 
 CLASSES = ("dog", "guitar", "helicopter", "piano")
 STEPS = 300
@@ -51,7 +51,7 @@ def held_out_scores(data, tmp_path, **task_options):
     finally:
         torch.set_num_threads(threads)  # the loop sets the process-wide count
     assert result.finished
-    return evaluate_model_on_avsbench_object(data, "s4", load_avsc(str(result.model_path))).scores
+    return evaluate_model_on_avsbench_object(data, "s4", load_model(str(result.model_path), architecture="avsc")).scores
 
 
 def test_audio_weighting_segments_the_sounding_object_not_the_silent_one(data, tmp_path):

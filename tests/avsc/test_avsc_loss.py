@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ovavss_cli.engine.criterion import CriterionConfig
-from ovavss_cli.engine.point_sampling import ImportanceSamplingConfig
-from ovavss_cli.models.avsc.loss import (
+from ovavss_cli.engine.avsc_criterion import (
     AVSCLossConfig,
     LabelSetMatcher,
     SilentAwareCriterion,
@@ -18,6 +16,8 @@ from ovavss_cli.models.avsc.loss import (
     build_instance_target,
     sounding_components,
 )
+from ovavss_cli.engine.criterion import CriterionConfig
+from ovavss_cli.engine.point_sampling import ImportanceSamplingConfig
 
 K = 3  # categories; logit K is "no object"
 SIZE = 16

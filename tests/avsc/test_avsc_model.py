@@ -6,19 +6,19 @@ import dataclasses
 import pytest
 import torch
 
+from ovavss_cli.config_json import to_dict
 from ovavss_cli.errors import OvavssError
+from ovavss_cli.models.api import model_config_from_dict
 from ovavss_cli.models.avsc.audio_head import AudioCategoryHead, AudioHeadConfig
 from ovavss_cli.models.avsc.config import (
     AVSBENCH_OBJECT_CATEGORIES,
     PRESETS,
     AVSCConfig,
-    config_from_dict,
-    config_to_dict,
     preset_config,
 )
 from ovavss_cli.models.avsc.model import AVSC
-from ovavss_cli.models.ovavss.decoder import AudioConditionedMaskDecoder, MaskDecoderConfig
-from ovavss_cli.models.ovavss.pixel_decoder import AudioVisualPixelDecoder, PixelDecoderConfig
+from ovavss_cli.models.layers.decoder import AudioConditionedMaskDecoder, MaskDecoderConfig
+from ovavss_cli.models.layers.pixel_decoder import AudioVisualPixelDecoder, PixelDecoderConfig
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +31,12 @@ def test_presets_round_trip_through_json():
     for name in PRESETS:
         config = preset_config(name)
         assert config.name == name and config.num_categories == 23
-        assert config_from_dict(config_to_dict(config)) == config
+        assert model_config_from_dict("avsc", to_dict(config)) == config
     assert AVSBENCH_OBJECT_CATEGORIES[:3] == ("baby", "bird", "bus") and "emergency-car" in AVSBENCH_OBJECT_CATEGORIES
     with pytest.raises(OvavssError, match="unknown AVSC preset"):
         preset_config("avsc-huge")
-    with pytest.raises(OvavssError, match="AVSC model config"):
-        config_from_dict({**config_to_dict(preset_config("avsc-tiny")), "colour": "blue"})
+    with pytest.raises(OvavssError, match="avsc model config"):
+        model_config_from_dict("avsc", {**to_dict(preset_config("avsc-tiny")), "colour": "blue"})
     with pytest.raises(OvavssError, match="categories"):
         AVSCConfig(categories=("dog", "unicorn"))
 

@@ -12,12 +12,11 @@ from media_testkit import make_video
 import ovavss_cli
 from ovavss_cli.data.labelmap import read_label_png
 from ovavss_cli.errors import OvavssError
-from ovavss_cli.models.api import create_model, save_model
+from ovavss_cli.models.api import create_model, load_model, model_checkpoint_config, save_model
 from ovavss_cli.models.avsc.config import AVSBENCH_OBJECT_CATEGORIES, preset_config
 from ovavss_cli.models.avsc.correlation import CorrelationConfig
 from ovavss_cli.models.avsc.model import AVSC
 from ovavss_cli.models.avsc.predict import category_vocabulary_labels
-from ovavss_cli.models.avsc.weights import avsc_checkpoint_config, load_avsc, save_avsc
 from ovavss_cli.models.checkpoint import save_checkpoint
 
 
@@ -42,7 +41,7 @@ def dog_everywhere_model() -> AVSC:
 @pytest.fixture(scope="module")
 def dog_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "dog.safetensors"
-    save_avsc(dog_everywhere_model(), path)
+    save_model(dog_everywhere_model(), path)
     return path
 
 
@@ -55,14 +54,14 @@ def test_checkpoint_round_trip_through_load_model(tmp_path):
     torch.manual_seed(3)
     model = AVSC(preset_config("avsc-tiny")).eval()
     path = tmp_path / "avsc.safetensors"
-    save_avsc(model, path)
+    save_model(model, path)
     loaded = ovavss_cli.load_model(str(path))
     assert isinstance(loaded, AVSC) and loaded.weights_sha256 and not loaded.training
     images, log_mel = torch.randn(2, 3, 64, 64), torch.randn(5, 1, 96, 64)
     with torch.no_grad():
         a, b = model(images, log_mel, torch.tensor([0, 4])), loaded(images, log_mel, torch.tensor([0, 4]))
     assert torch.equal(a["attended_masks"], b["attended_masks"]) and torch.equal(a["audio_logits"], b["audio_logits"])
-    assert load_avsc(str(path)).config == model.config
+    assert load_model(str(path), architecture="avsc").config == model.config
 
 
 def test_loading_refuses_what_is_not_a_whole_avsc_model(tmp_path):
@@ -70,11 +69,11 @@ def test_loading_refuses_what_is_not_a_whole_avsc_model(tmp_path):
     ovavss_path = tmp_path / "ovavss.safetensors"
     save_model(create_model("ovavss-tiny"), ovavss_path)
     with pytest.raises(OvavssError, match="not an AVSC model"):
-        load_avsc(str(ovavss_path))
+        load_model(str(ovavss_path), architecture="avsc")
     model = AVSC(preset_config("avsc-tiny"))
     state = model.state_dict()
     del state["audio_head.norm.weight"]
-    save_checkpoint(tmp_path / "partial.safetensors", state, kind="model", config=avsc_checkpoint_config(model.config))
+    save_checkpoint(tmp_path / "partial.safetensors", state, kind="model", config=model_checkpoint_config(model.config))
     with pytest.raises(OvavssError, match="1 missing"):
         ovavss_cli.load_model(str(tmp_path / "partial.safetensors"))
 

@@ -14,7 +14,7 @@ from ovavss_cli.engine.augment import (
     augment_clip,
     draw_clip_augmentation,
 )
-from ovavss_cli.models.ovavss.preprocess import resize_shortest_edge
+from ovavss_cli.models.preprocess import resize_shortest_edge
 
 T, H, W = 3, 20, 30
 

@@ -23,7 +23,7 @@ from ovavss_cli.errors import OvavssError
 from ovavss_cli.models.api import create_model, load_model, model_checkpoint_config
 from ovavss_cli.models.checkpoint import save_checkpoint
 from ovavss_cli.models.convert import NEW_IN_OVAVSS
-from ovavss_cli.models.ovavss.preprocess import PIXEL_MEAN, PIXEL_STD
+from ovavss_cli.models.preprocess import PIXEL_MEAN, PIXEL_STD
 
 SPECS = [
     ClipSpec("one_v1s_0_5000", "v1s", "train", ("boy",)),

@@ -18,9 +18,9 @@ from ovavss_cli.data.synthetic import ClipSpec, generate_avss, generate_ms3, gen
 from ovavss_cli.errors import OvavssError
 from ovavss_cli.inference.audio_probe import probe_audio
 from ovavss_cli.metrics.evaluate import load_test_split
+from ovavss_cli.models.api import save_model
 from ovavss_cli.models.avsc.config import preset_config
 from ovavss_cli.models.avsc.model import AVSC
-from ovavss_cli.models.avsc.weights import save_avsc
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def avss_root(tmp_path_factory):
 def avsc_weights(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("avsc") / "avsc-tiny.safetensors"
-    save_avsc(AVSC(preset_config("avsc-tiny")), path)
+    save_model(AVSC(preset_config("avsc-tiny")), path)
     return path
 
 

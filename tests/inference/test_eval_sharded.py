@@ -19,9 +19,9 @@ import torch
 
 from ovavss_cli.data.synthetic import ClipSpec, generate_avss, generate_s4
 from ovavss_cli.inference.sharding import contiguous_shards
+from ovavss_cli.models.api import save_model
 from ovavss_cli.models.avsc.config import preset_config
 from ovavss_cli.models.avsc.model import AVSC
-from ovavss_cli.models.avsc.weights import save_avsc
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the test session's sandboxed caches and offline Hub included
 TEST_CLIPS = (
@@ -86,7 +86,7 @@ def s4_and_avsc(tmp_path_factory):
     generate_s4(root, 9, seed=4)  # test clips: the 3rd, 6th and 9th
     torch.manual_seed(0)
     weights = root / "avsc.safetensors"
-    save_avsc(AVSC(preset_config("avsc-tiny")), weights)
+    save_model(AVSC(preset_config("avsc-tiny")), weights)
     return root, weights
 
 

@@ -31,3 +31,23 @@ def test_predict_model_flag_must_match_the_weights(cli, tmp_path, tiny_weights):
     assert result.exit_code == 1
     assert "--model avsc" in result.output and "ovavss model" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_window_batching_gives_the_same_prediction():
+    """``predict_clip(batch_windows=B)`` (what bench/gpu_check.py sweeps) runs B windows per forward and
+    gives the one-window-at-a-time result, padded last window included."""
+    import numpy as np
+    import torch
+
+    from ovavss_cli.models.api import load_model
+
+    model = load_model("tiny-demo", device="cpu")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, size=(12, 64, 96, 3), dtype=np.uint8)  # windows of 5 + 5 + 2
+    audio = rng.normal(0, 0.1, size=12 * 16000).astype(np.float32)
+    single = model.predict_clip(frames, audio, 16000, ["dog", "violin"], threshold=0.0)
+    for batch in (2, 3):
+        batched = model.predict_clip(frames, audio, 16000, ["dog", "violin"], threshold=0.0, batch_windows=batch)
+        assert torch.allclose(batched.pred_logits, single.pred_logits, atol=1e-5)
+        assert torch.allclose(batched.pred_masks, single.pred_masks, atol=1e-4)
+        assert torch.equal(batched.window_ids, single.window_ids)

@@ -11,10 +11,10 @@ import pytest
 import torch
 from media_testkit import BoxModel, loud_second, make_video
 
-import ovavss_cli
 from ovavss_cli.errors import OvavssError
 from ovavss_cli.inference.predict_jobs import plan_outputs
 from ovavss_cli.inference.predictor import VideoPredictor
+from ovavss_cli.models import api as models_api
 from ovavss_cli.viz.overlay import vocab_colours
 
 
@@ -141,7 +141,7 @@ def fake_load_model(monkeypatch):
             raise OvavssError("unknown weights name 'no-such-weights'")
         return BoxModel()
 
-    monkeypatch.setattr(ovavss_cli, "load_model", load_model)
+    monkeypatch.setattr(models_api, "load_model", load_model)
     return loaded
 
 

@@ -10,8 +10,8 @@ from audio_files import tone, write_pcm16_wav
 
 from ovavss_cli.data.audio import LogMelConfig, load_audio, log_mel_examples
 from ovavss_cli.errors import OvavssError
+from ovavss_cli.models.layers.vggish import VGGishConfig, build_vggish
 from ovavss_cli.models.ovavss.audio_cache import AudioEmbeddingCache, weights_fingerprint
-from ovavss_cli.models.ovavss.vggish import VGGishConfig, build_vggish
 
 TINY = VGGishConfig(block_widths=(4, 4, 8, 8), hidden_dim=16, embed_dim=8)
 

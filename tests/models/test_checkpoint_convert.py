@@ -28,8 +28,8 @@ from ovavss_cli.models.checkpoint import FORMAT, read_checkpoint, save_checkpoin
 from ovavss_cli.models.convert import NEW_IN_OVAVSS, convert_checkpoint, expected_shapes
 from ovavss_cli.models.keymap import DROPPED_KEYS as DROPPED_CONSTANTS
 from ovavss_cli.models.keymap import map_reference_key
+from ovavss_cli.models.layers.vggish import VGGishConfig, build_vggish
 from ovavss_cli.models.ovavss.config import preset_config
-from ovavss_cli.models.ovavss.vggish import VGGishConfig, build_vggish
 from ovavss_cli.models.safe_load import load_foreign_state_dict
 
 TINY = "ovavss-tiny"

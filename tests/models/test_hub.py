@@ -22,7 +22,6 @@ from ovavss_cli import hub
 from ovavss_cli.errors import OvavssError
 from ovavss_cli.hub import (
     RegistryEntry,
-    import_weights,
     load_registry,
     resolve_weights,
     store_dir,
@@ -30,6 +29,7 @@ from ovavss_cli.hub import (
 )
 from ovavss_cli.models.api import create_model, load_model, save_model
 from ovavss_cli.models.checkpoint import sidecar_path
+from ovavss_cli.models.convert import import_weights
 
 HOSTED = RegistryEntry(
     name="hosted",

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ovavss_cli.data.audio import log_mel_examples
-from ovavss_cli.models.ovavss.vggish import VGGish, VGGishConfig, build_vggish
+from ovavss_cli.models.layers.vggish import VGGish, VGGishConfig, build_vggish
 
 TINY = VGGishConfig(block_widths=(4, 4, 8, 8), hidden_dim=16, embed_dim=8)
 

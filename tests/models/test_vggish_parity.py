@@ -8,7 +8,7 @@ from reference_weights import reference_entries, reference_state_dict
 
 from ovavss_cli.data.audio import example_index_for_frame, load_audio, log_mel_examples
 from ovavss_cli.models.keymap import map_reference_key
-from ovavss_cli.models.ovavss.vggish import VGGish, build_vggish
+from ovavss_cli.models.layers.vggish import VGGish, build_vggish
 
 REFERENCE_PREFIX = "audio_encoder.audio_backbone."
 OUR_PREFIX = "audio_encoder."

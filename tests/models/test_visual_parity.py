@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from reference_weights import reference_entries, reference_state_dict
 
 from ovavss_cli.models.keymap import map_reference_key
-from ovavss_cli.models.ovavss.backbone import ResNetBackbone
-from ovavss_cli.models.ovavss.decoder import AudioConditionedMaskDecoder, attention_mask_from_masks
-from ovavss_cli.models.ovavss.pixel_decoder import AudioVisualPixelDecoder
-from ovavss_cli.models.ovavss.preprocess import normalize_and_pad, resize_shortest_edge
+from ovavss_cli.models.layers.backbone import ResNetBackbone
+from ovavss_cli.models.layers.decoder import AudioConditionedMaskDecoder, attention_mask_from_masks
+from ovavss_cli.models.layers.pixel_decoder import AudioVisualPixelDecoder
+from ovavss_cli.models.preprocess import normalize_and_pad, resize_shortest_edge
 
 # (reference prefix, our prefix, builder)
 PARTS = {

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from ovavss_cli.models.ovavss.backbone import (
+from ovavss_cli.models.layers.backbone import (
     ResNetBackbone,
     ResNetConfig,
     SwinBackbone,
@@ -23,12 +23,12 @@ from ovavss_cli.models.ovavss.backbone import (
     relative_position_index,
     shifted_window_mask,
 )
-from ovavss_cli.models.ovavss.decoder import AudioConditionedMaskDecoder, MaskDecoderConfig, attention_mask_from_masks
-from ovavss_cli.models.ovavss.deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attention
-from ovavss_cli.models.ovavss.fusion import AudioVisualBiAttention
-from ovavss_cli.models.ovavss.pixel_decoder import AudioVisualPixelDecoder, PixelDecoderConfig
-from ovavss_cli.models.ovavss.position_encoding import sine_position_encoding_2d, sine_position_encoding_3d
-from ovavss_cli.models.ovavss.preprocess import (
+from ovavss_cli.models.layers.decoder import AudioConditionedMaskDecoder, MaskDecoderConfig, attention_mask_from_masks
+from ovavss_cli.models.layers.deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attention
+from ovavss_cli.models.layers.fusion import AudioVisualBiAttention
+from ovavss_cli.models.layers.pixel_decoder import AudioVisualPixelDecoder, PixelDecoderConfig
+from ovavss_cli.models.layers.position_encoding import sine_position_encoding_2d, sine_position_encoding_3d
+from ovavss_cli.models.preprocess import (
     PIXEL_MEAN,
     PIXEL_STD,
     normalize_and_pad,

@@ -3,7 +3,7 @@
 The paper puts an MLP on BEATs features and predicts K category scores for the clip; the category of the
 sound is predicted, never given. Here the features are VGGish's (one 0.96-s example per frame), and the head
 scores every frame separately, so an object may sound in some seconds only (MS3); the training loss pools the
-frames of a clip (``loss.audio_category_loss``). Scores are independent sigmoids (multi-label: several
+frames of a clip (``engine.avsc_criterion.audio_category_loss``). Scores are independent sigmoids (multi-label: several
 sources may sound at once), not a softmax.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..ovavss.decoder import MLP
+from ..layers.decoder import MLP
 
 
 @dataclass

@@ -9,18 +9,16 @@ frozen VGGish (the paper uses BEATs) and a small multi-label head. See ``correla
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config_json import from_dict, to_dict
 from ...data.classes import CLASS_NAMES, S4_CATEGORY_TO_CLASS
 from ...errors import OvavssError
-from ..ovavss.backbone import ResNetConfig, SwinConfig
-from ..ovavss.config import ovavss_tiny
-from ..ovavss.decoder import MaskDecoderConfig
-from ..ovavss.pixel_decoder import PixelDecoderConfig
-from ..ovavss.vggish import VGGishConfig
+from ..layers.backbone import ResNetConfig, SwinConfig
+from ..layers.decoder import MaskDecoderConfig
+from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.tiny import tiny_backbone, tiny_decoder, tiny_pixel_decoder, tiny_vggish
+from ..layers.vggish import VGGishConfig
 from .audio_head import AudioHeadConfig
 from .correlation import CorrelationConfig
 
@@ -87,22 +85,19 @@ def avsc_swinb() -> AVSCConfig:
 
 
 def avsc_tiny() -> AVSCConfig:
-    """Every width and depth cut down (as ``ovavss-tiny``): for tests, CPU smoke runs and generated data.
+    """Every width and depth cut down (``layers.tiny``, as ``ovavss-tiny``): for tests, CPU smoke runs and data.
 
     There is no pretrained VGGish at this size, and a frozen random one is useless here: its embeddings vary
     by ~1e-4 between sounds around a ~0.03 offset, and the head learned nothing from them in 300 steps
     (chance accuracy on 4 generated tones), whereas the same VGGish trained end to end separated them in 100.
     So the tiny preset trains its audio encoder; the full presets keep the released VGGish frozen.
     """
-    tiny = ovavss_tiny()  # the same parts at the same sizes, with their audio switched off
     return AVSCConfig(
         name="avsc-tiny",
-        backbone=tiny.backbone,
-        pixel_decoder=dataclasses.replace(tiny.pixel_decoder, audio_fusion=False),
-        decoder=dataclasses.replace(
-            tiny.decoder, num_classes=len(AVSBENCH_OBJECT_CATEGORIES), audio_conditioning=False, num_frames=1
-        ),
-        audio_encoder=tiny.audio_encoder,
+        backbone=tiny_backbone(),
+        pixel_decoder=tiny_pixel_decoder(audio_fusion=False),
+        decoder=tiny_decoder(num_classes=len(AVSBENCH_OBJECT_CATEGORIES), audio_conditioning=False, num_frames=1),
+        audio_encoder=tiny_vggish(),
         audio_head=AudioHeadConfig(hidden_dim=64),
         freeze_audio_encoder=False,
         min_size_test=64,
@@ -116,16 +111,3 @@ def preset_config(name: str) -> AVSCConfig:
     if name not in PRESETS:
         raise OvavssError(f"unknown AVSC preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]()
-
-
-# ------------------------------------------------------------------------------------------ JSON form
-
-
-def config_to_dict(config: AVSCConfig) -> dict[str, Any]:
-    """A JSON-ready dict; the backbone carries a ``type`` tag as OV-AVSS's does."""
-    return to_dict(config)
-
-
-def config_from_dict(data: dict[str, Any]) -> AVSCConfig:
-    """The config stored in a checkpoint (:func:`config_to_dict`'s output); bad fields give an OvavssError."""
-    return from_dict(AVSCConfig, data, "AVSC model config")

@@ -10,51 +10,41 @@ Three parts meet in the correlation step (``correlation.py``):
 
 Queries are per frame (image-level Mask2Former, as the paper's instance segmenter): AVSBench-object S4
 training clips are annotated on their first frame only, and a frame's sounding objects are decided by that
-second's audio. Attribute names (``backbone``, ``pixel_decoder``, ``transformer_decoder``, ``audio_encoder``)
-are OV-AVSS's, so Mask2Former ``kind="init"`` checkpoints and VGGish weights load into the same keys.
+second's audio. The visual stack and VGGish are the shared ``layers.segmenter.AudioVisualSegmenter`` (OV-AVSS's
+keys), so Mask2Former ``kind="init"`` checkpoints and VGGish weights load into the same keys.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections.abc import Sequence
 
-from ..ovavss.backbone import build_backbone
-from ..ovavss.decoder import AudioConditionedMaskDecoder
-from ..ovavss.pixel_decoder import AudioVisualPixelDecoder
-from ..ovavss.vggish import build_vggish
+import torch
+
+from ...errors import OvavssError
+from ..layers.segmenter import AudioVisualSegmenter
+from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
+from ..run_options import precision_context
 from . import predict
 from .audio_head import AudioCategoryHead
 from .config import AVSCConfig
 from .correlation import AudioVisualCorrelation, CorrelationOutput
+from .predict import FRAMES_PER_BATCH, to_frame_size
 
 
-class AVSC(nn.Module):
+class AVSC(AudioVisualSegmenter):
     architecture = "avsc"  # what checkpoints record; ``ovavss predict --model`` checks it
+    config: AVSCConfig
 
     def __init__(self, config: AVSCConfig):
-        super().__init__()
-        self.config = config
-        self.backbone = build_backbone(config.backbone)
-        self.audio_encoder = build_vggish(config.audio_encoder, frozen=config.freeze_audio_encoder)
-        self.pixel_decoder = AudioVisualPixelDecoder(config.pixel_decoder)  # audio_fusion off
-        self.transformer_decoder = AudioConditionedMaskDecoder(config.decoder)  # audio layers off, K + 1 classes
+        # backbone, audio_encoder, pixel_decoder (audio_fusion off), transformer_decoder (audio layers off,
+        # K + 1 classes)
+        super().__init__(config)
         self.audio_head = AudioCategoryHead(config.audio_encoder.embed_dim, config.num_categories, config.audio_head)
         self.correlation = AudioVisualCorrelation(config.correlation)
-        # Set by load_avsc: which weights these are and their sha256 (predictions.json records them).
-        self.weights_id: str | None = None
-        self.weights_sha256: str | None = None
-        self.window_size = config.window_size  # frames per predict_clip call from the video predictor
 
-    @property
-    def device(self) -> torch.device:
-        """Where the model's weights are (inputs are moved there)."""
-        return self.audio_head.norm.weight.device
-
-    def embed_audio(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(M, 1, 96, 64) log-mel examples -> (M, A) VGGish embeddings (no autograd graph when frozen: a
-        frozen VGGish has no parameter that requires a gradient)."""
-        return self.audio_encoder(log_mel.to(self.device))
+    def fetched_state_prefixes(self) -> tuple[str, ...]:
+        """Every AVSC tensor is in its checkpoints."""
+        return ()
 
     def segment(self, images: torch.Tensor) -> dict:
         """The audio-independent instance segmenter, one query set per frame.
@@ -99,10 +89,65 @@ class AVSC(nn.Module):
         }
 
     # The inference API (``ovavss predict`` and ``eval --weights`` call these): see predict.py.
-    sounding_maps = predict.sounding_maps
-    predict_clip = predict.predict_clip
+    @torch.no_grad()
+    def sounding_maps(
+        self,
+        frames: predict.Frames,
+        audio: predict.Waveform | None,
+        sample_rate: int,
+        *,
+        frame_times: Sequence[float] | None = None,
+        precision: str = "fp32",
+    ) -> predict.SoundingMaps:
+        """Sounding probabilities of a clip. frames (T, H, W, 3) uint8 RGB; audio: waveform in [-1, 1] (any rate,
+        channels averaged) or None for silence; frame k <-> the k-th 0.96-s example unless ``frame_times``;
+        ``precision``: the segmenter's autocast, as OV-AVSS's (``run_options.resolve_precision``)."""
+        frames = as_frames(frames)
+        num_frames, height, width = frames.shape[:3]
+        config = self.config
+        audio_probs = self.audio_head(frame_audio_embeddings(self, audio, sample_rate, num_frames, frame_times))
+        audio_probs = audio_probs.float().sigmoid()  # (T, K)
+        resized = resize_shortest_edge(frames, config.min_size_test, config.max_size_test)
+        images, image_size = normalize_and_pad(resized, config.size_divisibility)  # (T, 3, Hp, Wp)
+        autocast = precision_context(precision, self.device)
+        parts: list[tuple[torch.Tensor, ...]] = []
+        for start in range(0, num_frames, FRAMES_PER_BATCH):
+            stop = start + FRAMES_PER_BATCH
+            with autocast:
+                instances = self.segment(images[start:stop].to(self.device))
+            attended = self.attend(instances, audio_probs[start:stop])
+            parts.append(
+                (
+                    to_frame_size(attended.masks, image_size, (height, width), "bilinear").clamp(0, 1).cpu(),
+                    to_frame_size(attended.categories, image_size, (height, width), "nearest").long().cpu(),
+                    attended.weights.cpu(),
+                    attended.kept_queries.cpu(),
+                )
+            )
+        probs, categories, weights, kept = (torch.cat(column) for column in zip(*parts, strict=True))
+        return predict.SoundingMaps(probs, categories, weights, kept, audio_probs.cpu())
 
+    def predict_clip(
+        self,
+        frames: predict.Frames,
+        audio: predict.Waveform | None,
+        sample_rate: int,
+        vocab: Sequence[str],
+        threshold: float = 0.3,
+        *,
+        frame_times: Sequence[float] | None = None,
+        precision: str = "fp32",
+        clip_queries: int | None = None,
+    ) -> predict.AVSCPrediction:
+        """Segment the sounding objects of a clip and paint them with ``vocab`` (see ``predict.py``'s docstring).
 
-def build_avsc(config: AVSCConfig) -> AVSC:
-    """An AVSC model with freshly initialised weights (the frozen audio encoder in eval mode)."""
-    return AVSC(config)
+        Same run options as OV-AVSS's ``predict_clip``; AVSC names its objects without CLIP, so there is
+        no fast mode and ``clip_queries`` must be None.
+        """
+        if clip_queries is not None:
+            raise OvavssError("--clip-queries: AVSC has no CLIP stage (the fast mode is OV-AVSS only)")
+        vocab = predict.check_names(vocab)
+        maps = self.sounding_maps(frames, audio, sample_rate, frame_times=frame_times, precision=precision)
+        return predict.paint_vocabulary(
+            maps, self.config.categories, self.config.correlation.threshold, vocab, threshold
+        )

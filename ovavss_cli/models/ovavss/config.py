@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ...config_json import from_dict, to_dict
 from ...errors import OvavssError
-from .backbone import ResNetConfig, SwinConfig
-from .decoder import MaskDecoderConfig
+from ..layers.backbone import ResNetConfig, SwinConfig
+from ..layers.decoder import MaskDecoderConfig
+from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.tiny import tiny_backbone, tiny_decoder, tiny_pixel_decoder, tiny_vggish
+from ..layers.vggish import VGGishConfig
 from .open_vocab import OpenVocabConfig
-from .pixel_decoder import PixelDecoderConfig
-from .vggish import VGGishConfig
 
 
 @dataclass
@@ -62,24 +62,10 @@ def ovavss_tiny() -> OVAVSSConfig:
     """Same architecture, every width and depth cut down: for tests, CPU smoke runs and the demo model."""
     return OVAVSSConfig(
         name="ovavss-tiny",
-        backbone=ResNetConfig(depth=18, blocks=(1, 1, 1, 1)),
-        pixel_decoder=PixelDecoderConfig(
-            in_channels=(64, 128, 256, 512),
-            conv_dim=32,
-            mask_dim=32,
-            num_groups=8,
-            num_encoder_layers=1,
-            num_heads=4,
-            num_points=2,
-            ffn_dim=64,
-            audio_dim=32,
-            fusion_dim=64,
-            fusion_heads=4,
-        ),
-        decoder=MaskDecoderConfig(
-            hidden_dim=32, num_queries=10, num_heads=4, ffn_dim=64, num_layers=3, mask_dim=32, audio_dim=32
-        ),
-        audio_encoder=VGGishConfig(block_widths=(8, 16, 32, 32), hidden_dim=64, embed_dim=32),
+        backbone=tiny_backbone(),
+        pixel_decoder=tiny_pixel_decoder(),
+        decoder=tiny_decoder(),
+        audio_encoder=tiny_vggish(),
         # There is no pretrained VGGish of this size to freeze, so the tiny encoder learns with the rest.
         freeze_audio_encoder=False,
         open_vocab=OpenVocabConfig(image_size=64, clip_architecture=TINY_CLIP_ARCHITECTURE),
@@ -88,6 +74,11 @@ def ovavss_tiny() -> OVAVSSConfig:
 
 
 PRESETS = {"ovavss-r50": ovavss_r50, "ovavss-swinb": ovavss_swinb, "ovavss-tiny": ovavss_tiny}
+
+
+def with_openai_clip(config: OVAVSSConfig) -> OVAVSSConfig:
+    """A copy of ``config`` whose CLIP loads open_clip's OpenAI weights (those the reference's ``clip.load`` gives)."""
+    return replace(config, open_vocab=replace(config.open_vocab, pretrained="openai"))
 
 
 def preset_config(name: str) -> OVAVSSConfig:
@@ -99,15 +90,10 @@ def preset_config(name: str) -> OVAVSSConfig:
 # ------------------------------------------------------------------------------------------ JSON form
 
 
-def config_to_dict(config: OVAVSSConfig) -> dict[str, Any]:
-    """A JSON-ready dict; the backbone carries a ``type`` tag (``resnet`` / ``swin``)."""
-    return to_dict(config)
-
-
-def config_from_dict(data: dict[str, Any]) -> OVAVSSConfig:
-    """Inverse of :func:`config_to_dict`; an OvavssError names any field that does not fit."""
+def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """The config dict of an older checkpoint in the current form."""
     open_vocab = data.get("open_vocab")
     if isinstance(open_vocab, dict) and open_vocab.get("max_clip_queries", 0) is None:
         # Written before the fast mode became a run option (``clip_queries``); null meant "all queries".
         data = {**data, "open_vocab": {k: v for k, v in open_vocab.items() if k != "max_clip_queries"}}
-    return from_dict(OVAVSSConfig, data, "model config")
+    return data

@@ -19,9 +19,7 @@ reference's own outputs (fp32):
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,35 +261,22 @@ def check_vocabulary(vocab: Sequence[str]) -> None:
         seen.add(name)
 
 
-@contextlib.contextmanager
-def _quiet_random_init_warning() -> Iterator[None]:
-    """Hide open_clip's "initialized randomly" warning: with pretrained=None, weights come from our checkpoint."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return "Model initialized randomly" not in record.getMessage()
-
-    root = logging.getLogger()
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
-
-
 def build_clip(config: OpenVocabConfig) -> nn.Module:
     """The frozen open_clip CLIP named by the config (random weights unless ``config.pretrained``)."""
     overrides = dict(config.clip_architecture)
     if "vision_cfg" in overrides:  # a replaced vision_cfg would drop force_image_size: keep image_size in charge
         overrides["vision_cfg"] = {**overrides["vision_cfg"], "image_size": config.image_size}
     try:
-        with _quiet_random_init_warning():
-            clip = open_clip.create_model(
-                config.clip_model,
-                pretrained=config.pretrained,
-                force_image_size=config.image_size,
-                device=torch.get_default_device(),  # honours `with torch.device("meta")` (shape-only builds)
-                **overrides,
-            )
+        # open_clip warns "initialized randomly" when pretrained is None (our checkpoint then supplies the
+        # weights); the command line hides that warning (console.hide_open_clip_random_init_warning), the
+        # library leaves logging alone.
+        clip = open_clip.create_model(
+            config.clip_model,
+            pretrained=config.pretrained,
+            force_image_size=config.image_size,
+            device=torch.get_default_device(),  # honours `with torch.device("meta")` (shape-only builds)
+            **overrides,
+        )
     except RuntimeError as error:
         what = f"CLIP '{config.clip_model}'" + (f" with weights '{config.pretrained}'" if config.pretrained else "")
         raise OvavssError(f"{what} could not be built (offline without a cached copy?): {error}") from error

@@ -17,29 +17,22 @@ An output folder holds:
   at most ``OVERLAY_MAX_SIDE`` (larger videos are scaled down; the masks keep the full size).
 
 The whole folder is built in a hidden temporary sibling and renamed into place at the end
-(``atomic.atomic_dir``): a reader never sees a half-written result, and an existing folder is only
+(``atomic.output_folder``): a reader never sees a half-written result, and an existing folder is only
 replaced (``--force``) once its replacement is complete.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import numpy as np
 
-from ..atomic import atomic_dir
-from ..data.labelmap import write_label_png
 from ..errors import OvavssError
-
-if TYPE_CHECKING:
-    from .predictor import FramePrediction
+from .labelmap import write_label_png
 
 FORMAT = "ovavss-predictions/1"
 PREDICTIONS_FILE = "predictions.json"
@@ -112,6 +105,18 @@ def mask_file(index: int) -> str:
 # writing
 
 
+@dataclass(frozen=True)
+class VideoFramePrediction:
+    """The model's answer for one sampled frame of a video (for a dataset frame: metrics.evaluate.FramePrediction)."""
+
+    index: int  # sample index k
+    sample_time: float  # nominal sample time (k + 0.5) / fps, seconds from the first frame
+    time: float  # the chosen frame's own time (its audio window is centred here)
+    image: np.ndarray  # (H, W, 3) uint8 RGB: the frame the model saw (upright)
+    label_map: np.ndarray  # (H, W) uint8: 0 = background, i = vocab[i - 1]
+    scores: dict[int, float]  # label id -> best score among the detections painted in this frame's window
+
+
 class PredictionWriter:
     """Writes mask PNGs and streams ``predictions.json`` into an (unpublished) output folder.
 
@@ -130,7 +135,7 @@ class PredictionWriter:
             self._file.write(f"  {json.dumps(key)}: {_indented(value)},\n")
         self._file.write('  "frames": [')
 
-    def add(self, frame: FramePrediction) -> None:
+    def add(self, frame: VideoFramePrediction) -> None:
         """Write one sampled frame's mask PNG and its JSON entry."""
         name = mask_file(frame.index)
         write_label_png(self.folder / name, frame.label_map)
@@ -166,50 +171,6 @@ class PredictionWriter:
 
 def _indented(value) -> str:
     return json.dumps(value, indent=2).replace("\n", "\n  ")
-
-
-# ---------------------------------------------------------------------------------------------
-# output folders
-
-
-def unique_folder(parent: Path, name: str, taken: Sequence[Path] = (), skip_existing: bool = True) -> Path:
-    """``parent/name``, else ``name-1``, ``name-2``, ...: the first not in ``taken`` (nor on disk, by default)."""
-    candidate, number = parent / name, 0
-    while candidate in taken or (skip_existing and candidate.exists()):
-        number += 1
-        candidate = parent / f"{name}-{number}"
-    return candidate
-
-
-def output_or_sibling(out: Path | None, source: Path, suffix: str) -> Path:
-    """``out`` as given, else a new ``<source><suffix>`` folder beside ``source`` (numbered, never existing)."""
-    return Path(out) if out is not None else unique_folder(source.parent, source.name + suffix)
-
-
-@contextlib.contextmanager
-def output_folder(path: Path, force: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder that becomes ``path`` when the block succeeds.
-
-    An existing ``path`` is an error unless ``force``; then it is replaced only after the new
-    folder is complete (on failure the old one is left as it was).
-    """
-    if path.exists() and not force:
-        raise OvavssError("output folder already exists (pass --force to replace it, or choose another --out)", path)
-    if path.exists() and not path.is_dir():
-        raise OvavssError("exists and is not a folder", path=path)
-    set_aside: Path | None = None
-    try:
-        with atomic_dir(path) as tmp:
-            yield tmp
-            if path.exists():  # --force: move the old results away only now that the new ones are complete
-                set_aside = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-                os.replace(path, set_aside)
-    except BaseException:
-        if set_aside is not None and not path.exists():
-            os.replace(set_aside, path)
-        raise
-    if set_aside is not None:
-        shutil.rmtree(set_aside, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor, nn
 
-from ...engine.criterion import CriterionConfig, SetCriterion, SetLoss, dice, mask_bce
-from ...engine.matcher import ClipTarget, HungarianMatcher, MatchIndices
+from .criterion import CriterionConfig, SetCriterion, SetLoss, dice, mask_bce
+from .matcher import ClipTarget, HungarianMatcher, MatchIndices
 
 SILENT_OBJECTIVES = ("partial", "ignore", "off")
 
