@@ -228,8 +228,10 @@ def probe_audio_cmd(
         "clip's sound, sharing no sounding class).",
     ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    threshold: float = typer.Option(0.3, "--threshold", help="avsbench-ov: minimum score of a painted mask."),
-    batch_size: int = typer.Option(4, "--batch-size", help="s4 / ms3: clips per official batch."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="avsbench-ov: minimum score of a painted mask (default 0.3)."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="s4 / ms3: clips per official batch (default 4)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the noise and of the misaligned assignment."),
     json_out: str | None = typer.Option(None, "--json", help="Write the report (keys in the README) as JSON."),
     chart: str | None = typer.Option(None, "--chart", help="Write a PNG bar chart of the metrics per condition."),

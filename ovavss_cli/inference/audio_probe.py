@@ -337,18 +337,26 @@ def run_probe_audio(
     split_file: str | Path | None = None,
     conditions: str = ",".join(AUDIO_CONDITIONS),
     device: str = "auto",
-    threshold: float = 0.3,
-    batch_size: int = 4,
+    threshold: float | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
     json_out: str | Path | None = None,
     chart_out: str | Path | None = None,
     force: bool = False,
 ) -> ProbeReport | None:
     """``ovavss probe-audio``: check the options and outputs first, load the model, probe, write, print
-    (under torchrun: every rank probes its share, rank 0 writes and prints; None on the others)."""
+    (under torchrun: every rank probes its share, rank 0 writes and prints; None on the others).
+    ``threshold`` (avsbench-ov, default 0.3) and ``batch_size`` (s4 / ms3, default 4): None = not given; given
+    for the other benchmark, a one-line error."""
     parsed = parse_conditions(conditions)
     if benchmark not in BENCHMARKS:
         raise OvavssError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+    if benchmark == "avsbench-ov" and batch_size is not None:
+        raise OvavssError("--batch-size: only for --benchmark s4 / ms3 (AVSBench-OV scores frame by frame)")
+    if benchmark != "avsbench-ov" and threshold is not None:
+        raise OvavssError("--threshold: only for --benchmark avsbench-ov (S4 / MS3 score probabilities at p > 0.5)")
+    threshold = 0.3 if threshold is None else threshold
+    batch_size = 4 if batch_size is None else batch_size
     for out in (json_out, chart_out):
         if out is not None:
             refuse_overwrite(out, force)

@@ -101,8 +101,16 @@ def _refuse_options_of_the_other_benchmark(options: EvalOptions) -> None:
     unused = [flag for flag, is_given in given.items() if is_given]
     if unused:
         raise OvavssError(f"{', '.join(unused)}: {where}")
-    if options.threshold is not None and options.weights is None and options.pred is not None:
-        raise OvavssError("--threshold: only with --weights (a prediction folder is scored as it is)")
+    if options.weights is None and options.pred is not None:
+        model_only = {
+            "--threshold": options.threshold is not None, "--device": options.device != "auto",
+            "--precision": options.precision != "auto", "--clip-queries": options.clip_queries is not None,
+        }  # fmt: skip
+        given = [flag for flag, is_given in model_only.items() if is_given]
+        if given:
+            raise OvavssError(f"{', '.join(given)}: only with --weights (a prediction folder is scored as it is)")
+    if options.weights is not None and options.allow_missing:
+        raise OvavssError("--allow-missing: only with --pred (with --weights the model predicts every test frame)")
 
 
 def run_eval(options: EvalOptions) -> dict | None:

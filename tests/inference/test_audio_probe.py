@@ -202,6 +202,13 @@ def test_unknown_condition_is_one_line(cli, avss_root, tiny_weights, tmp_path):
     assert not (tmp_path / "p.json").exists()
 
 
+def test_options_of_the_other_benchmark_are_refused(cli, avss_root, tiny_weights, tmp_path):
+    batch = cli("probe-audio", avss_root, "--weights", tiny_weights, "--batch-size", "2")
+    assert "--batch-size: only for --benchmark s4 / ms3" in one_line(batch)
+    threshold = cli("probe-audio", avss_root, "--weights", tiny_weights, "--benchmark", "s4", "--threshold", "0.5")
+    assert "--threshold: only for --benchmark avsbench-ov" in one_line(threshold)
+
+
 def test_too_small_for_misaligned_is_one_line(cli, tiny_weights, tmp_path):
     specs = [
         ClipSpec("tr000000001_0_5000", "v1s", "train", ("dog",)),

@@ -269,6 +269,10 @@ def test_options_that_would_do_nothing_are_refused(cli, tree, tmp_path, perfect)
     assert_one_line_error(batch, "--batch-size: only for --benchmark s4 / ms3")
     threshold = run_eval(cli, tree, pred, tmp_path / "o.json", "--threshold", "0.5")
     assert_one_line_error(threshold, "--threshold: only with --weights")
+    model_options = run_eval(cli, tree, pred, tmp_path / "o.json", "--device", "cpu", "--precision", "fp16")
+    assert_one_line_error(model_options, "--device, --precision: only with --weights")
+    missing = cli("eval", "--data", tree, "--weights", "tiny-demo", "--allow-missing", "--json", tmp_path / "o.json")
+    assert_one_line_error(missing, "--allow-missing: only with --pred")
     assert not (tmp_path / "o.json").exists()
 
 
