@@ -122,7 +122,7 @@ def generate_data_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same files."),
     silent: int = typer.Option(0, "--silent-distractors", min=0, help="Visible but silent objects per clip."),
     world: str = typer.Option(
-        "classic", "--world", help="classic | graded: graded ties each class's hue and tone pitch to its id (the demo's)."
+        "classic", "--world", help="classic | graded: graded ties each class's hue and tone pitch to one grade."
     ),
     quirks: str = typer.Option(
         "", "--quirks", help="avss only: comma-separated real-data quirks (typo, background-row, ...) or 'all'."

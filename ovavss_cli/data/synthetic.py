@@ -5,8 +5,9 @@ Every class has a fixed look (colour, shape, texture: :func:`class_appearance`) 
 its sounding classes (these are in ``a_obj`` and in the masks) and optional **silent distractors**
 (drawn in the frames, absent from ``a_obj``, the masks and the audio), so telling which visible
 object sounds needs the audio. In the ``graded`` world (:data:`WORLDS`) a class's hue and its tone's
-pitch both grow with its id, so a model can learn the sound-to-look correspondence as a rule that holds
-for classes it never heard (novel ids sit between base ones), and distractors are kept audibly apart. A clip's ``schedule`` can make objects sound in some seconds only
+pitch both grow with its grade, so a model can learn the sound-to-look correspondence as a rule that holds
+for classes it never heard (novel grades sit between base ones), and distractors are kept audibly
+apart. A clip's ``schedule`` can make objects sound in some seconds only
 (masked in those frames, audible in those seconds). Objects sit in separate vertical bands and drift
 a little from frame to frame; a clip's randomness comes from ``(seed, uid)`` alone.
 
@@ -265,6 +266,11 @@ def _save_label_maps(clip_dir: Path, frame: int, ids: np.ndarray) -> None:
     label_image(ids).save(path)
 
 
+def _grade_gap(name: str, grades: Sequence[int]) -> int:
+    """Grade distance from class ``name`` to the nearest of ``grades`` (graded world)."""
+    return min((abs(class_grade(class_id(name)) - grade) for grade in grades), default=len(CLASS_NAMES))
+
+
 def _with_distractors(specs: Sequence[ClipSpec], count: int, pool: Sequence[str], seed: int) -> list[ClipSpec]:
     """Give clips without explicit distractors ``count`` silent classes from ``pool`` (never sounding ones)."""
     out = []
@@ -273,9 +279,7 @@ def _with_distractors(specs: Sequence[ClipSpec], count: int, pool: Sequence[str]
             choices = [name for name in pool if name not in spec.sounding]
             if spec.world == "graded":
                 grades = [class_grade(class_id(name)) for name in spec.sounding_classes]
-                choices = [
-                    n for n in choices if all(abs(class_grade(class_id(n)) - g) >= GRADED_DISTRACTOR_GAP for g in grades)
-                ]
+                choices = [n for n in choices if _grade_gap(n, grades) >= GRADED_DISTRACTOR_GAP]
             picked = _clip_rng(seed + 1, spec.uid).choice(choices, size=min(count, len(choices)), replace=False)
             spec = replace(spec, silent=tuple(str(name) for name in picked))
         out.append(spec)

@@ -25,8 +25,7 @@ from reference_weights import convert_reference_checkpoint, reference_entries
 
 from ovavss_cli import load_model
 from ovavss_cli.models.ovavss.open_vocab import crop_masked_regions, locate_mask_crops
-from ovavss_cli.models.preprocess import frame_audio_embeddings
-from ovavss_cli.models.preprocess import normalize_and_pad, resize_shortest_edge
+from ovavss_cli.models.preprocess import frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
 
 pytestmark = pytest.mark.parity
 

@@ -110,8 +110,9 @@ class OVAVSS(AudioVisualSegmenter):
                         window_frames, masks, padded_size, vocab, window_logits, clip_queries=clip_queries
                     )
                 painted = postprocess(
-                    named.class_probs, named.query_ids, masks, padded_size, image_size, (height, width), postprocess_config
-                )
+                    named.class_probs, named.query_ids, masks, padded_size, image_size, (height, width),
+                    postprocess_config,
+                )  # fmt: skip
                 windows.append(WindowPrediction(start, real, named, painted.kept))
                 label_maps.append(painted.label_maps.cpu())
                 detections += [Detection(index, k.query, k.label, k.score) for k in painted.kept]
