@@ -114,6 +114,9 @@ class ProbeReport:
 # Audio of a clip under a condition
 
 
+#: The defaults of probe_audio and of the command: avsbench-ov painted-mask score; s4 / ms3 clips per batch.
+DEFAULT_THRESHOLD, DEFAULT_BATCH_SIZE = 0.3, 4
+
 def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
@@ -220,8 +223,8 @@ def probe_audio(
     conditions: Sequence[str] | str = AUDIO_CONDITIONS,
     split_file: str | Path | None = None,
     seed: int = 0,
-    threshold: float = 0.3,
-    batch_size: int = 4,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_condition: Callable[[str], None] | None = None,
     process: ProcessInfo | None = None,
 ) -> ProbeReport:
@@ -355,8 +358,8 @@ def run_probe_audio(
         raise OvavssError("--batch-size: only for --benchmark s4 / ms3 (AVSBench-OV scores frame by frame)")
     if benchmark != "avsbench-ov" and threshold is not None:
         raise OvavssError("--threshold: only for --benchmark avsbench-ov (S4 / MS3 score probabilities at p > 0.5)")
-    threshold = 0.3 if threshold is None else threshold
-    batch_size = 4 if batch_size is None else batch_size
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     for out in (json_out, chart_out):
         if out is not None:
             refuse_overwrite(out, force)
