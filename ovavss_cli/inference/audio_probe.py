@@ -51,6 +51,8 @@ from .sharding import sharded_processes
 
 BENCHMARKS: tuple[str, ...] = ("avsbench-ov", "s4", "ms3")
 FORMAT = "ovavss-audio-probe/1"
+#: The defaults of probe_audio and of the command: avsbench-ov painted-mask score; s4 / ms3 clips per batch.
+DEFAULT_THRESHOLD, DEFAULT_BATCH_SIZE = 0.3, 4
 #: The benchmark's own metrics the probe reports (JSON key -> what it is), then the class-agnostic ones.
 BENCHMARK_METRICS: dict[str, dict[str, str]] = {
     "avsbench-ov": {
@@ -113,9 +115,6 @@ class ProbeReport:
 # --------------------------------------------------------------------------------------------
 # Audio of a clip under a condition
 
-
-#: The defaults of probe_audio and of the command: avsbench-ov painted-mask score; s4 / ms3 clips per batch.
-DEFAULT_THRESHOLD, DEFAULT_BATCH_SIZE = 0.3, 4
 
 def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
