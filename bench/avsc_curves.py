@@ -33,7 +33,7 @@ from ovavss_cli.engine.run_log import LOG_FILE, read_log
 from ovavss_cli.engine.train import run_training
 from ovavss_cli.inference.audio_probe import probe_audio, probe_table
 from ovavss_cli.inference.evaluate import evaluate_model_on_avsbench_object
-from ovavss_cli.models.avsc.weights import load_avsc
+from ovavss_cli.models.api import load_model
 
 #: S4 classes whose generated looks and tones are easy to tell apart.
 CLASSES = ("dog", "guitar", "helicopter", "piano", "violin", "car", "cat", "man")
@@ -91,7 +91,7 @@ def main() -> None:
         run_training(config)
         print(f"{name}: {args.steps} steps in {time.perf_counter() - started:.0f} s, run folder {config.run_dir}")
         curves[name] = validation_curve(read_log(config.run_dir / LOG_FILE))
-        model = load_avsc(str(config.run_dir / "model.safetensors"))
+        model = load_model(str(config.run_dir / "model.safetensors"), architecture="avsc")
         tests[name] = evaluate_model_on_avsbench_object(data, "s4", model).scores
         if args.probe:
             console.print(probe_table(probe_audio(model, data, benchmark="s4", seed=args.seed)))

@@ -23,7 +23,7 @@ from ..console import make_progress
 from ..data.avsbench import AVSSDataset, ClipMeta
 from ..data.classes import CLASS_NAMES
 from ..models.ovavss.open_vocab import OpenVocabClassifier, crop_masked_regions, locate_mask_crops
-from ..models.ovavss.preprocess import resize_shortest_edge
+from ..models.preprocess import resize_shortest_edge
 
 
 @dataclass

@@ -19,18 +19,20 @@ from ..errors import OvavssError
 from ..hub import load_registry, resolve_weights
 from .avsc.config import PRESETS as AVSC_PRESETS
 from .avsc.config import AVSCConfig
+from .avsc.config import upgrade_config_dict as upgrade_avsc_config_dict
 from .avsc.model import AVSC
 from .checkpoint import Checkpoint, load_state, read_checkpoint, save_checkpoint
 from .interface import ModelFamily, SegmentationModel
 from .ovavss.config import PRESETS as OVAVSS_PRESETS
-from .ovavss.config import OVAVSSConfig, upgrade_config_dict
+from .ovavss.config import OVAVSSConfig
+from .ovavss.config import upgrade_config_dict as upgrade_ovavss_config_dict
 from .ovavss.model import OVAVSS
 
 FAMILIES: dict[str, ModelFamily] = {
     family.architecture: family
     for family in (
-        ModelFamily(OVAVSS.architecture, OVAVSS, OVAVSSConfig, OVAVSS_PRESETS, upgrade_config_dict),
-        ModelFamily(AVSC.architecture, AVSC, AVSCConfig, AVSC_PRESETS),
+        ModelFamily(OVAVSS.architecture, OVAVSS, OVAVSSConfig, OVAVSS_PRESETS, upgrade_ovavss_config_dict),
+        ModelFamily(AVSC.architecture, AVSC, AVSCConfig, AVSC_PRESETS, upgrade_avsc_config_dict),
     )
 }
 

@@ -1,5 +1,5 @@
-"""The AVSC model: presets and config round trip, shapes, an audio-independent segmenter, the audio head, and the
-backwards-compatible switches it uses in the OV-AVSS pixel decoder and decoder."""
+"""The AVSC model: presets and config round trip, shapes, an audio-independent segmenter (the plain shared blocks)
+and the audio head."""
 
 import dataclasses
 
@@ -17,8 +17,8 @@ from ovavss_cli.models.avsc.config import (
     preset_config,
 )
 from ovavss_cli.models.avsc.model import AVSC
-from ovavss_cli.models.layers.decoder import AudioConditionedMaskDecoder, MaskDecoderConfig
-from ovavss_cli.models.layers.pixel_decoder import AudioVisualPixelDecoder, PixelDecoderConfig
+from ovavss_cli.models.layers.decoder import MaskDecoder
+from ovavss_cli.models.layers.pixel_decoder import PixelDecoder
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,7 @@ def test_forward_shapes(tiny):
 
 
 def test_the_segmenter_never_sees_the_audio_and_each_frame_stands_alone(tiny):
+    assert type(tiny.pixel_decoder) is PixelDecoder and type(tiny.transformer_decoder) is MaskDecoder
     torch.manual_seed(1)
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -84,32 +85,3 @@ def test_frozen_vggish_has_no_gradient_and_no_graph(tiny):
     # The tiny preset has no pretrained VGGish to freeze: it trains its own.
     assert all(p.requires_grad for p in tiny.audio_encoder.parameters())
     assert tiny.embed_audio(torch.randn(2, 1, 96, 64)).requires_grad
-
-
-def test_audio_free_switches_drop_the_audio_modules_and_keep_the_default():
-    default = AudioVisualPixelDecoder(PixelDecoderConfig(in_channels=(8, 16, 32, 64), conv_dim=16, mask_dim=16,
-                                                         num_groups=4, num_encoder_layers=1, ffn_dim=16,
-                                                         fusion_dim=16, audio_dim=8))  # fmt: skip
-    assert any(key.startswith("transformer.encoder.vl_layer.") for key in default.state_dict())
-    plain_config = PixelDecoderConfig(in_channels=(8, 16, 32, 64), conv_dim=16, mask_dim=16, num_groups=4,
-                                      num_encoder_layers=1, ffn_dim=16, audio_fusion=False)  # fmt: skip
-    plain = AudioVisualPixelDecoder(plain_config)
-    assert not any("vl_layer" in key for key in plain.state_dict())
-    features = {f"res{i + 2}": torch.randn(2, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate((8, 16, 32, 64))}
-    mask_features, levels, audio = plain(features)
-    assert mask_features.shape == (2, 16, 32, 32) and len(levels) == 3 and audio is None
-    with pytest.raises(ValueError, match="audio"):
-        plain(features, torch.randn(2, 8))
-    with pytest.raises(ValueError, match="audio"):
-        default(features)
-
-    decoder_config = MaskDecoderConfig(hidden_dim=16, num_queries=4, num_heads=2, ffn_dim=16, num_layers=2, mask_dim=16)
-    assert any(key.startswith("v2a.") for key in AudioConditionedMaskDecoder(decoder_config).state_dict())
-    silent = AudioConditionedMaskDecoder(
-        MaskDecoderConfig(hidden_dim=16, num_queries=4, num_heads=2, ffn_dim=16, num_layers=2, mask_dim=16,
-                          num_classes=3, audio_conditioning=False)
-    )  # fmt: skip
-    audio_keys = ("v2a.", "a2a.", "audio_proj.", "audio_query_embed.", "transformer_audio_cross_attention_layers.")
-    assert not any(key.startswith(audio_keys) for key in silent.state_dict())
-    out = silent([torch.randn(2, 16, s, s) for s in (2, 4, 8)], torch.randn(2, 16, 16, 16), None, 2)
-    assert out["pred_logits"].shape == (2, 4, 4) and out["pred_masks"].shape == (2, 4, 1, 16, 16)

@@ -2,8 +2,8 @@
 
 AVSC (Liu et al., ACM MM 2023) re-implemented from the paper's description (peers.md §(a); no code was
 published). The visual branch is Mask2Former with image-level queries over ``categories`` + "no object",
-built from the OV-AVSS parts with their audio switched off (``PixelDecoderConfig.audio_fusion`` and
-``MaskDecoderConfig.audio_conditioning``), so it is audio-independent by construction. The audio branch is a
+built from the plain shared blocks (``layers.pixel_decoder.PixelDecoder`` and ``layers.decoder.MaskDecoder``,
+which OV-AVSS extends with its audio layers), so it is audio-independent by construction. The audio branch is a
 frozen VGGish (the paper uses BEATs) and a small multi-label head. See ``correlation.py`` for how the two meet.
 """
 
@@ -17,6 +17,7 @@ from ...errors import OvavssError
 from ..layers.backbone import ResNetConfig, SwinConfig
 from ..layers.decoder import MaskDecoderConfig
 from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.segmenter import drop_removed_audio_switches
 from ..layers.tiny import tiny_backbone, tiny_decoder, tiny_pixel_decoder, tiny_vggish
 from ..layers.vggish import VGGishConfig
 from .audio_head import AudioHeadConfig
@@ -27,13 +28,9 @@ ARCHITECTURE = "avsc"
 AVSBENCH_OBJECT_CATEGORIES: tuple[str, ...] = tuple(sorted(set(S4_CATEGORY_TO_CLASS.values())))
 
 
-def _segmenter_pixel_decoder(**overrides: Any) -> PixelDecoderConfig:
-    return PixelDecoderConfig(audio_fusion=False, **overrides)
-
-
 def _segmenter_decoder(num_categories: int, **overrides: Any) -> MaskDecoderConfig:
-    # One frame per query set (image-level Mask2Former), no audio layers, K categories + "no object".
-    return MaskDecoderConfig(num_classes=num_categories, audio_conditioning=False, num_frames=1, **overrides)
+    # One frame per query set (image-level Mask2Former), K categories + "no object".
+    return MaskDecoderConfig(num_classes=num_categories, num_frames=1, **overrides)
 
 
 @dataclass
@@ -43,7 +40,7 @@ class AVSCConfig:
     name: str = "avsc-r50"
     categories: tuple[str, ...] = AVSBENCH_OBJECT_CATEGORIES  # AVSS class names, in logit order
     backbone: ResNetConfig | SwinConfig = field(default_factory=ResNetConfig)
-    pixel_decoder: PixelDecoderConfig = field(default_factory=_segmenter_pixel_decoder)
+    pixel_decoder: PixelDecoderConfig = field(default_factory=PixelDecoderConfig)
     decoder: MaskDecoderConfig = field(default_factory=lambda: _segmenter_decoder(len(AVSBENCH_OBJECT_CATEGORIES)))
     audio_encoder: VGGishConfig = field(default_factory=VGGishConfig)
     audio_head: AudioHeadConfig = field(default_factory=AudioHeadConfig)
@@ -62,8 +59,6 @@ class AVSCConfig:
             raise OvavssError(
                 f"model config: decoder.num_classes {self.decoder.num_classes} != {len(self.categories)} categories"
             )
-        if self.pixel_decoder.audio_fusion or self.decoder.audio_conditioning:
-            raise OvavssError("model config: AVSC's segmenter is audio-independent (audio_fusion/conditioning off)")
 
     @property
     def num_categories(self) -> int:
@@ -80,7 +75,7 @@ def avsc_swinb() -> AVSCConfig:
     return AVSCConfig(
         name="avsc-swinb",
         backbone=SwinConfig(),
-        pixel_decoder=_segmenter_pixel_decoder(in_channels=(128, 256, 512, 1024)),
+        pixel_decoder=PixelDecoderConfig(in_channels=(128, 256, 512, 1024)),
     )
 
 
@@ -95,8 +90,8 @@ def avsc_tiny() -> AVSCConfig:
     return AVSCConfig(
         name="avsc-tiny",
         backbone=tiny_backbone(),
-        pixel_decoder=tiny_pixel_decoder(audio_fusion=False),
-        decoder=tiny_decoder(num_classes=len(AVSBENCH_OBJECT_CATEGORIES), audio_conditioning=False, num_frames=1),
+        pixel_decoder=tiny_pixel_decoder(),
+        decoder=tiny_decoder(num_classes=len(AVSBENCH_OBJECT_CATEGORIES), num_frames=1),
         audio_encoder=tiny_vggish(),
         audio_head=AudioHeadConfig(hidden_dim=64),
         freeze_audio_encoder=False,
@@ -111,3 +106,8 @@ def preset_config(name: str) -> AVSCConfig:
     if name not in PRESETS:
         raise OvavssError(f"unknown AVSC preset '{name}' (known: {', '.join(PRESETS)})")
     return PRESETS[name]()
+
+
+def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """The config dict of an older checkpoint in the current form."""
+    return drop_removed_audio_switches(data, audio=False, family="avsc")

@@ -36,8 +36,7 @@ class AVSC(AudioVisualSegmenter):
     config: AVSCConfig
 
     def __init__(self, config: AVSCConfig):
-        # backbone, audio_encoder, pixel_decoder (audio_fusion off), transformer_decoder (audio layers off,
-        # K + 1 classes)
+        # backbone, audio_encoder, pixel_decoder and transformer_decoder (the plain Mask2Former ones, K + 1 classes)
         super().__init__(config)
         self.audio_head = AudioCategoryHead(config.audio_encoder.embed_dim, config.num_categories, config.audio_head)
         self.correlation = AudioVisualCorrelation(config.correlation)
@@ -53,8 +52,8 @@ class AVSC(AudioVisualSegmenter):
         "pred_masks": (N, Q, 1, Hp/4, Wp/4), "aux_outputs": [same] x num_layers}.
         """
         features = self.backbone(images)
-        mask_features, multi_scale, _ = self.pixel_decoder(features)
-        return self.transformer_decoder(multi_scale, mask_features, None, images.shape[0])
+        mask_features, multi_scale = self.pixel_decoder(features)
+        return self.transformer_decoder(multi_scale, mask_features, images.shape[0])
 
     def attend(
         self, instances: dict, audio_probs: torch.Tensor, trainable: torch.Tensor | None = None

@@ -1,6 +1,7 @@
-"""Audio-conditioned masked-attention decoder (the reference's ``AudioVideoMultiScaleMaskedTransformerDecoder``).
+"""Mask2Former(-VIS)'s masked-attention decoder (``MaskDecoder``) and OV-AVSS's audio-conditioned one
+(``AudioConditionedMaskDecoder``, the reference's ``AudioVideoMultiScaleMaskedTransformerDecoder``).
 
-Mask2Former-VIS's decoder with clip-level queries, plus audio (ovavss-spec §4):
+Mask2Former-VIS's decoder has clip-level queries; OV-AVSS adds audio (ovavss-spec §4):
 
 * the per-frame fused audio -> ``audio_proj`` MLP -> T audio tokens with learned temporal embeddings;
 * ``v2a``: the queries cross-attend to the audio tokens, then prediction 0 is made;
@@ -13,13 +14,13 @@ vs none) and per-frame mask logits at stride 4; its masks, resized to the next l
 layer's attention mask (blocked where sigmoid < 0.5; a query with everything blocked attends
 everywhere). Unlike the reference, which reshapes the (B·T) audio straight to (T, B) and so mixes clips
 when B > 1, every tensor here is batch-first and the audio is reshaped (B·T, C) -> (B, T, C): any batch
-size is correct. With ``audio_conditioning`` off the audio steps are skipped and the decoder is
-Mask2Former(-VIS)'s; AVSC uses it that way, one frame per clip (image-level queries).
+size is correct. AVSC uses the plain ``MaskDecoder``, one frame per clip (image-level queries).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,12 +42,9 @@ class MaskDecoderConfig:
     ffn_dim: int = 2048
     num_layers: int = 9  # the reference's DEC_LAYERS 10 counts the prediction on the initial queries
     mask_dim: int = 256
-    audio_dim: int = 128
-    num_frames: int = 5  # rows of audio_query_embed: the longest clip the decoder takes
+    audio_dim: int = 128  # read by AudioConditionedMaskDecoder only
+    num_frames: int = 5  # the longest clip the decoder takes (OV-AVSS: the rows of audio_query_embed)
     num_classes: int = 1  # class-agnostic: logits are [sounding object, no object]
-    # False: no audio layers (no v2a, a2a, audio cross-attention, audio_proj, audio_query_embed), i.e.
-    # Mask2Former(-VIS)'s decoder, for audio-independent segmenters such as AVSC's instance branch.
-    audio_conditioning: bool = True
 
 
 def _xavier_init(module: nn.Module) -> None:
@@ -167,16 +165,22 @@ def attention_mask_from_masks(mask_logits: torch.Tensor, size: tuple[int, int]) 
     return blocked
 
 
-class AudioConditionedMaskDecoder(nn.Module):
-    """Clip-level queries -> per-clip class logits and per-frame masks, conditioned on the clip's audio
-    (unless ``audio_conditioning`` is off: then the audio modules do not exist and ``audio`` is None)."""
+class MaskDecoder(nn.Module):
+    """Mask2Former(-VIS)'s masked-attention decoder: clip-level queries -> per-clip class logits and per-frame masks
+    (AVSC's instance segmenter: one frame per clip, i.e. image-level queries)."""
 
     def __init__(self, config: MaskDecoderConfig | None = None):
         super().__init__()
-        config = config or MaskDecoderConfig()
-        self.config = config
-        dim, heads = config.hidden_dim, config.num_heads
-        audio = config.audio_conditioning  # the audio modules are created in the default's order, so seeds match
+        self.config = config or MaskDecoderConfig()
+        # Three stages that a subclass extends in place, so its modules are created where the reference creates
+        # them (this fixes the seeded initial weights and the parameter order).
+        self.build_layers()
+        self.build_queries()
+        self.build_heads()
+
+    def build_layers(self) -> None:
+        """The per-layer blocks."""
+        config, dim, heads = self.config, self.config.hidden_dim, self.config.num_heads
         self.transformer_self_attention_layers = nn.ModuleList(
             SelfAttentionLayer(dim, heads) for _ in range(config.num_layers)
         )
@@ -186,42 +190,54 @@ class AudioConditionedMaskDecoder(nn.Module):
         self.transformer_ffn_layers = nn.ModuleList(
             FeedForwardLayer(dim, config.ffn_dim) for _ in range(config.num_layers)
         )
-        self.transformer_audio_cross_attention_layers = (
-            nn.ModuleList(CrossAttentionLayer(dim, heads) for _ in range(config.num_layers)) if audio else None
-        )
-        self.decoder_norm = nn.LayerNorm(dim)
-        self.query_feat = nn.Embedding(config.num_queries, dim)  # learnable query features
-        self.query_embed = nn.Embedding(config.num_queries, dim)  # learnable query positions
-        # learnable audio-token positions (time)
-        self.audio_query_embed = nn.Embedding(config.num_frames, dim) if audio else None
-        self.level_embed = nn.Embedding(NUM_FEATURE_LEVELS, dim)  # added to the memory values, not positions
-        self.class_embed = nn.Linear(dim, config.num_classes + 1)
-        self.mask_embed = MLP(dim, dim, config.mask_dim, 3)
-        self.audio_proj = MLP(config.audio_dim, dim, dim, 2) if audio else None
-        self.v2a = CrossAttentionLayer(dim, heads) if audio else None
-        self.a2a = SelfAttentionLayer(dim, heads) if audio else None
 
-    def forward(
-        self,
-        multi_scale_features: list[torch.Tensor],
-        mask_features: torch.Tensor,
-        audio: torch.Tensor | None,
-        batch_size: int,
-    ) -> dict:
+    def build_queries(self) -> None:
+        """The final norm and the learned queries."""
+        dim = self.config.hidden_dim
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.query_feat = nn.Embedding(self.config.num_queries, dim)  # learnable query features
+        self.query_embed = nn.Embedding(self.config.num_queries, dim)  # learnable query positions
+
+    def build_heads(self) -> None:
+        """The memory level embedding and the prediction heads."""
+        dim = self.config.hidden_dim
+        self.level_embed = nn.Embedding(NUM_FEATURE_LEVELS, dim)  # added to the memory values, not positions
+        self.class_embed = nn.Linear(dim, self.config.num_classes + 1)
+        self.mask_embed = MLP(dim, dim, self.config.mask_dim, 3)
+
+    def forward(self, multi_scale_features: list[torch.Tensor], mask_features: torch.Tensor, batch_size: int) -> dict:
         """multi_scale_features [(B·T, C, h_l, w_l)] strides 32, 16, 8; mask_features (B·T, mask_dim, H/4, W/4);
-        audio (B·T, A) fused per-frame audio (None without ``audio_conditioning``); rows of all three are
-        batch-major (clip b, frame t at b·T + t) ->
+        rows batch-major (clip b, frame t at b·T + t) ->
         {"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, T, H/4, W/4),
          "aux_outputs": [{"pred_logits", "pred_masks"}] × num_layers (the earlier predictions, first to last)}."""
-        if len(multi_scale_features) != NUM_FEATURE_LEVELS:
-            raise ValueError(f"expected {NUM_FEATURE_LEVELS} feature levels, got {len(multi_scale_features)}")
-        if (audio is not None) != self.config.audio_conditioning:
-            raise ValueError("audio must be given exactly when audio_conditioning is on")
+        return self.decode(multi_scale_features, mask_features, batch_size, None)
+
+    def frames_per_clip(self, mask_features: torch.Tensor, batch_size: int) -> int:
         frames = mask_features.shape[0] // batch_size
         if frames * batch_size != mask_features.shape[0] or not 1 <= frames <= self.config.num_frames:
             raise ValueError(
                 f"{mask_features.shape[0]} frames do not split into {batch_size} clips of 1..{self.config.num_frames}"
             )
+        return frames
+
+    def condition_initial(
+        self, queries: torch.Tensor, query_pos: torch.Tensor, context: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Before the first prediction: queries (B, Q, C) -> queries, context for :meth:`condition_layer`
+        (Mask2Former: unchanged)."""
+        return queries, context
+
+    def condition_layer(self, index: int, queries: torch.Tensor, query_pos: torch.Tensor, context: Any) -> torch.Tensor:
+        """In layer ``index``, between self-attention and FFN: queries (B, Q, C) -> queries (Mask2Former: unchanged)."""
+        return queries
+
+    def decode(
+        self, multi_scale_features: list[torch.Tensor], mask_features: torch.Tensor, batch_size: int, context: Any
+    ) -> dict:
+        """:meth:`forward`, with ``context`` handed to the conditioning steps."""
+        if len(multi_scale_features) != NUM_FEATURE_LEVELS:
+            raise ValueError(f"expected {NUM_FEATURE_LEVELS} feature levels, got {len(multi_scale_features)}")
+        frames = self.frames_per_clip(mask_features, batch_size)
         dim = self.config.hidden_dim
         height, width = mask_features.shape[-2:]
         # (B·T, C, H, W) -> (B, C, T·H·W) once, so every prediction's masks are one batched matmul.
@@ -239,14 +255,9 @@ class AudioConditionedMaskDecoder(nn.Module):
 
         query_pos = self.query_embed.weight[None]  # (1, Q, C)
         queries = self.query_feat.weight[None].expand(batch_size, -1, -1)  # (B, Q, C)
-        if audio is not None:
-            audio_tokens = self.audio_proj(audio).view(batch_size, frames, dim)  # (B, T, C): clip-major rows
-            audio_pos = self.audio_query_embed.weight[None, :frames]  # (1, T, C)
-            queries = self.v2a(queries, audio_tokens, query_pos, audio_pos)
+        queries, context = self.condition_initial(queries, query_pos, context)
         predictions = [self._predict(queries, mask_features, mask_shape)]
         blocked = attention_mask_from_masks(predictions[-1][1], sizes[0])
-        if audio is not None:
-            audio_tokens = self.a2a(audio_tokens, audio_pos)
 
         for i in range(self.config.num_layers):
             level = i % NUM_FEATURE_LEVELS
@@ -254,8 +265,7 @@ class AudioConditionedMaskDecoder(nn.Module):
                 queries, memories[level], query_pos, positions[level], blocked
             )
             queries = self.transformer_self_attention_layers[i](queries, query_pos)
-            if audio is not None:
-                queries = self.transformer_audio_cross_attention_layers[i](queries, audio_tokens, query_pos, audio_pos)
+            queries = self.condition_layer(i, queries, query_pos, context)
             queries = self.transformer_ffn_layers[i](queries)
             predictions.append(self._predict(queries, mask_features, mask_shape))
             if i + 1 < self.config.num_layers:  # the last prediction's mask would never be used
@@ -275,3 +285,56 @@ class AudioConditionedMaskDecoder(nn.Module):
         decoded = self.decoder_norm(queries)
         mask_logits = torch.bmm(self.mask_embed(decoded), mask_features).view(mask_shape)
         return self.class_embed(decoded), mask_logits
+
+
+class AudioConditionedMaskDecoder(MaskDecoder):
+    """OV-AVSS's decoder: the same, conditioned on the clip's audio (the reference's
+    ``AudioVideoMultiScaleMaskedTransformerDecoder``)."""
+
+    def build_layers(self) -> None:
+        super().build_layers()
+        dim, heads = self.config.hidden_dim, self.config.num_heads
+        self.transformer_audio_cross_attention_layers = nn.ModuleList(
+            CrossAttentionLayer(dim, heads) for _ in range(self.config.num_layers)
+        )
+
+    def build_queries(self) -> None:
+        super().build_queries()
+        self.audio_query_embed = nn.Embedding(self.config.num_frames, self.config.hidden_dim)  # audio-token positions
+
+    def build_heads(self) -> None:
+        super().build_heads()
+        dim, heads = self.config.hidden_dim, self.config.num_heads
+        self.audio_proj = MLP(self.config.audio_dim, dim, dim, 2)
+        self.v2a = CrossAttentionLayer(dim, heads)
+        self.a2a = SelfAttentionLayer(dim, heads)
+
+    def forward(  # type: ignore[override]
+        self,
+        multi_scale_features: list[torch.Tensor],
+        mask_features: torch.Tensor,
+        audio: torch.Tensor,
+        batch_size: int,
+    ) -> dict:
+        """As :meth:`MaskDecoder.forward`, with audio (B·T, A) the fused per-frame audio, rows batch-major."""
+        frames = self.frames_per_clip(mask_features, batch_size)
+        tokens = self.audio_proj(audio).view(batch_size, frames, self.config.hidden_dim)  # (B, T, C): clip-major rows
+        return self.decode(
+            multi_scale_features, mask_features, batch_size, (tokens, self.audio_query_embed.weight[None, :frames])
+        )
+
+    def condition_initial(
+        self, queries: torch.Tensor, query_pos: torch.Tensor, context: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """v2a: the queries cross-attend to the audio tokens; a2a: then the tokens self-attend once (so v2a saw
+        the raw tokens). context: audio tokens (B, T, C), their positions (1, T, C)."""
+        tokens, pos = context
+        queries = self.v2a(queries, tokens, query_pos, pos)
+        return queries, (self.a2a(tokens, pos), pos)
+
+    def condition_layer(
+        self, index: int, queries: torch.Tensor, query_pos: torch.Tensor, context: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """The layer's audio cross-attention."""
+        tokens, pos = context
+        return self.transformer_audio_cross_attention_layers[index](queries, tokens, query_pos, pos)

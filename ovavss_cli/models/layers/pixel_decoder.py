@@ -1,10 +1,10 @@
-"""Pixel decoder with audio-visual early fusion (the reference's ``MSDeformAttnPixelDecoderAVBi``).
-
-Mask2Former's multi-scale deformable-attention pixel decoder, plus one fusion block:
+"""Mask2Former's multi-scale deformable-attention pixel decoder (``PixelDecoder``, what AVSC's audio-independent
+segmenter uses) and OV-AVSS's, which adds one audio-visual fusion block (``AudioVisualPixelDecoder``, the
+reference's ``MSDeformAttnPixelDecoderAVBi``):
 
 1. res5, res4, res3 (in that order) -> 1×1 conv + GroupNorm to ``conv_dim`` (``input_proj.{0,1,2}``);
-2. the tokens of all three levels of each frame are concatenated and fused with that frame's audio
-   embedding (``AudioVisualBiAttention``, applied once);
+2. OV-AVSS only: the tokens of all three levels of each frame are concatenated and fused with that frame's
+   audio embedding (``AudioVisualBiAttention``, applied once);
 3. 6 post-norm deformable encoder layers (query = token + 2-D sine position + level embedding);
 4. one FPN level on res2: lateral 1×1 conv + GN, plus the bilinearly upsampled stride-8 output, then
    3×3 conv + GN + ReLU, then the 1×1 ``mask_features`` conv.
@@ -44,13 +44,16 @@ class PixelDecoderConfig:
     num_points: int = 4
     ffn_dim: int = 1024  # hard-coded for the deformable encoder in the reference
     dropout: float = 0.0
+    # The fusion block's sizes: read by AudioVisualPixelDecoder only.
     audio_dim: int = 128
     fusion_dim: int = 1024  # the reference passes the encoder's FFN width as the fusion attention width
     fusion_heads: int = 8
     fusion_dropout: float = 0.1  # hard-coded in the reference; training only
-    # False: no fusion block (no ``vl_layer``), i.e. Mask2Former's plain pixel decoder, for audio-independent
-    # segmenters such as AVSC's instance branch; the audio argument is then None.
-    audio_fusion: bool = True
+
+
+def float32(features: dict[str, torch.Tensor]) -> torch.autocast:
+    """Deformable attention is kept in float32: autocast off (as the reference)."""
+    return torch.autocast(device_type=features["res2"].device.type, enabled=False)
 
 
 def _c2_xavier_fill(conv: nn.Conv2d) -> None:
@@ -101,19 +104,16 @@ class DeformableEncoderLayer(nn.Module):
         return self.norm2(tokens + self.dropout(ffn))
 
 
-class FusedDeformableEncoder(nn.Module):
-    """The early fusion block (unless ``audio_fusion`` is off), then the deformable layers (the reference's
-    ``transformer.encoder``)."""
+class DeformableEncoder(nn.Module):
+    """The deformable layers (the reference's ``transformer.encoder``)."""
 
     def __init__(self, config: PixelDecoderConfig, num_levels: int):
         super().__init__()
-        self.vl_layer: nn.ModuleDict | None = None
-        if config.audio_fusion:
-            fusion = AudioVisualBiAttention(
-                config.conv_dim, config.audio_dim, config.fusion_dim, config.fusion_heads, config.fusion_dropout
-            )
-            # The reference wraps the block as VLFuse.b_attn; the ModuleDict keeps its keys "vl_layer.b_attn.*".
-            self.vl_layer = nn.ModuleDict({"b_attn": fusion})
+        self.build(config, num_levels)
+
+    def build(self, config: PixelDecoderConfig, num_levels: int) -> None:
+        """Create the modules; a subclass adds its own here, in the reference's creation order (which fixes the
+        seeded initial weights and the parameter order)."""
         self.layers = nn.ModuleList(
             DeformableEncoderLayer(config, num_levels) for _ in range(config.num_encoder_layers)
         )
@@ -121,17 +121,39 @@ class FusedDeformableEncoder(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        audio: torch.Tensor | None,
         pos: torch.Tensor,
         reference_points: torch.Tensor,
         spatial_shapes: Sequence[tuple[int, int]],
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """tokens (N, L, C), audio (N, A) or None without fusion -> encoded tokens (N, L, C), fused audio (N, A)."""
-        if self.vl_layer is not None:
-            tokens, audio = self.vl_layer["b_attn"](tokens, audio)
+    ) -> torch.Tensor:
+        """tokens (N, L, C), pos (1, L, C), reference_points (1, L, 2) -> encoded tokens (N, L, C)."""
         for layer in self.layers:
             tokens = layer(tokens, pos, reference_points, spatial_shapes)
-        return tokens, audio
+        return tokens
+
+
+class AudioFusedDeformableEncoder(DeformableEncoder):
+    """OV-AVSS's early fusion block, then the deformable layers."""
+
+    def build(self, config: PixelDecoderConfig, num_levels: int) -> None:
+        fusion = AudioVisualBiAttention(
+            config.conv_dim, config.audio_dim, config.fusion_dim, config.fusion_heads, config.fusion_dropout
+        )
+        # The reference wraps the block as VLFuse.b_attn; the ModuleDict keeps its keys "vl_layer.b_attn.*".
+        # It is created before the layers, as in the reference.
+        self.vl_layer = nn.ModuleDict({"b_attn": fusion})
+        super().build(config, num_levels)
+
+    def forward(  # type: ignore[override]
+        self,
+        tokens: torch.Tensor,
+        audio: torch.Tensor,
+        pos: torch.Tensor,
+        reference_points: torch.Tensor,
+        spatial_shapes: Sequence[tuple[int, int]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (N, L, C), audio (N, A) one embedding per frame -> encoded tokens (N, L, C), fused audio (N, A)."""
+        tokens, audio = self.vl_layer["b_attn"](tokens, audio)
+        return super().forward(tokens, pos, reference_points, spatial_shapes), audio
 
 
 def token_centers(spatial_shapes: Sequence[tuple[int, int]], device: torch.device) -> torch.Tensor:
@@ -146,13 +168,15 @@ def token_centers(spatial_shapes: Sequence[tuple[int, int]], device: torch.devic
 
 
 class DeformableTransformerEncoder(nn.Module):
-    """Flattens the levels into one token sequence per frame, adds positions, runs the fused encoder
-    (the reference's ``transformer``, ``MSDeformAttnTransformerEncoderOnly``)."""
+    """Flattens the levels into one token sequence per frame, adds positions, runs the encoder (the reference's
+    ``transformer``, ``MSDeformAttnTransformerEncoderOnly``)."""
+
+    encoder_class: type[DeformableEncoder] = DeformableEncoder
 
     def __init__(self, config: PixelDecoderConfig, num_levels: int):
         super().__init__()
         self.level_embed = nn.Parameter(torch.empty(num_levels, config.conv_dim))
-        self.encoder = FusedDeformableEncoder(config, num_levels)
+        self.encoder = self.encoder_class(config, num_levels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -165,11 +189,15 @@ class DeformableTransformerEncoder(nn.Module):
                 module.reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def forward(
-        self, levels: list[torch.Tensor], audio: torch.Tensor | None
-    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """levels [(N, C, H_l, W_l)] coarse to fine, audio (N, A) or None -> encoded levels (same shapes), fused
-        audio."""
+    def forward(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """levels [(N, C, H_l, W_l)] coarse to fine -> encoded levels (same shapes)."""
+        tokens, pos, reference_points, spatial_shapes = self.flatten(levels)
+        return self.unflatten(self.encoder(tokens, pos, reference_points, spatial_shapes), spatial_shapes)
+
+    def flatten(
+        self, levels: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+        """levels [(N, C, H_l, W_l)] -> tokens (N, L, C), pos (1, L, C), reference points (1, L, 2), [(H_l, W_l)]."""
         spatial_shapes = [tuple(level.shape[-2:]) for level in levels]
         tokens = torch.cat([level.flatten(2).transpose(1, 2) for level in levels], 1)  # (N, L, C)
         pos = torch.cat(
@@ -178,18 +206,36 @@ class DeformableTransformerEncoder(nn.Module):
                 for (h, w), level, embed in zip(spatial_shapes, levels, self.level_embed, strict=True)
             ]
         )[None]  # (1, L, C)
-        reference_points = token_centers(spatial_shapes, tokens.device)
-        tokens, audio = self.encoder(tokens, audio, pos, reference_points, spatial_shapes)
+        return tokens, pos, token_centers(spatial_shapes, tokens.device), spatial_shapes
+
+    @staticmethod
+    def unflatten(tokens: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+        """tokens (N, L, C) -> levels [(N, C, H_l, W_l)]."""
         sizes = [h * w for h, w in spatial_shapes]
-        encoded = [
+        return [
             chunk.transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
             for chunk, (h, w) in zip(tokens.split(sizes, 1), spatial_shapes, strict=True)
         ]
-        return encoded, audio
 
 
-class AudioVisualPixelDecoder(nn.Module):
-    """Backbone features + per-frame audio -> mask features, three encoder levels and the fused audio."""
+class AudioFusedTransformerEncoder(DeformableTransformerEncoder):
+    """The same with the early fusion block in its encoder (the reference's, for OV-AVSS)."""
+
+    encoder_class = AudioFusedDeformableEncoder
+
+    def forward(  # type: ignore[override]
+        self, levels: list[torch.Tensor], audio: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """levels [(N, C, H_l, W_l)] coarse to fine, audio (N, A) -> encoded levels (same shapes), fused audio."""
+        tokens, pos, reference_points, spatial_shapes = self.flatten(levels)
+        tokens, audio = self.encoder(tokens, audio, pos, reference_points, spatial_shapes)
+        return self.unflatten(tokens, spatial_shapes), audio
+
+
+class PixelDecoder(nn.Module):
+    """Mask2Former's pixel decoder: backbone features -> mask features and three encoder levels."""
+
+    transformer_class: type[DeformableTransformerEncoder] = DeformableTransformerEncoder
 
     def __init__(self, config: PixelDecoderConfig | None = None):
         super().__init__()
@@ -204,31 +250,43 @@ class AudioVisualPixelDecoder(nn.Module):
         for proj in self.input_proj:
             nn.init.xavier_uniform_(proj[0].weight)
             nn.init.zeros_(proj[0].bias)
-        self.transformer = DeformableTransformerEncoder(config, num_levels=len(ENCODER_FEATURES))
+        self.transformer = self.transformer_class(config, num_levels=len(ENCODER_FEATURES))
         self.mask_features = nn.Conv2d(dim, config.mask_dim, kernel_size=1)
         _c2_xavier_fill(self.mask_features)
         self.adapter_1 = ConvGroupNorm(res2_channels, dim, 1, config.num_groups)
         self.layer_1 = ConvGroupNorm(dim, dim, 3, config.num_groups, relu=True)
 
-    def forward(
-        self, features: dict[str, torch.Tensor], audio: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """features {"res2".."res5": (B·T, C_l, H/s, W/s)}, audio (B·T, A) one embedding per frame (None when
-        ``audio_fusion`` is off) ->
+    def forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """features {"res2".."res5": (B·T, C_l, H/s, W/s)} ->
         mask_features (B·T, mask_dim, H/4, W/4),
-        multi_scale_features [(B·T, C, H/32, W/32), (B·T, C, H/16, W/16), (B·T, C, H/8, W/8)],
-        fused audio (B·T, A) or None."""
-        if (audio is not None) != self.config.audio_fusion:
-            raise ValueError(f"audio must be given exactly when audio_fusion is on ({self.config.audio_fusion})")
-        # Deformable attention is kept in float32 (the reference disables autocast here).
-        with torch.autocast(device_type=features["res2"].device.type, enabled=False):
-            levels = [
-                proj(features[name].float()) for proj, name in zip(self.input_proj, ENCODER_FEATURES, strict=True)
-            ]
-            multi_scale_features, audio = self.transformer(levels, None if audio is None else audio.float())
-            lateral = self.adapter_1(features["res2"].float())
-            upsampled = F.interpolate(
-                multi_scale_features[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False
-            )
-            mask_features = self.mask_features(self.layer_1(lateral + upsampled))
-        return mask_features, multi_scale_features, audio
+        multi_scale_features [(B·T, C, H/32, W/32), (B·T, C, H/16, W/16), (B·T, C, H/8, W/8)]."""
+        with float32(features):
+            multi_scale_features = self.transformer(self.project(features))
+            return self.fpn(features, multi_scale_features), multi_scale_features
+
+    def project(self, features: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The encoder's input levels, coarse to fine [(B·T, C, h_l, w_l)]."""
+        return [proj(features[name].float()) for proj, name in zip(self.input_proj, ENCODER_FEATURES, strict=True)]
+
+    def fpn(self, features: dict[str, torch.Tensor], multi_scale_features: list[torch.Tensor]) -> torch.Tensor:
+        """The res2 FPN level: mask features (B·T, mask_dim, H/4, W/4)."""
+        lateral = self.adapter_1(features["res2"].float())
+        upsampled = F.interpolate(
+            multi_scale_features[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return self.mask_features(self.layer_1(lateral + upsampled))
+
+
+class AudioVisualPixelDecoder(PixelDecoder):
+    """OV-AVSS's pixel decoder: the same, with each frame's tokens fused with its audio before the encoder layers."""
+
+    transformer_class = AudioFusedTransformerEncoder
+
+    def forward(  # type: ignore[override]
+        self, features: dict[str, torch.Tensor], audio: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """features {"res2".."res5": (B·T, C_l, H/s, W/s)}, audio (B·T, A) one embedding per frame ->
+        mask_features, multi_scale_features (as ``PixelDecoder``'s), fused audio (B·T, A)."""
+        with float32(features):
+            multi_scale_features, audio = self.transformer(self.project(features), audio.float())
+            return self.fpn(features, multi_scale_features), multi_scale_features, audio

@@ -9,6 +9,7 @@ from ...errors import OvavssError
 from ..layers.backbone import ResNetConfig, SwinConfig
 from ..layers.decoder import MaskDecoderConfig
 from ..layers.pixel_decoder import PixelDecoderConfig
+from ..layers.segmenter import drop_removed_audio_switches
 from ..layers.tiny import tiny_backbone, tiny_decoder, tiny_pixel_decoder, tiny_vggish
 from ..layers.vggish import VGGishConfig
 from .open_vocab import OpenVocabConfig
@@ -96,4 +97,4 @@ def upgrade_config_dict(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(open_vocab, dict) and open_vocab.get("max_clip_queries", 0) is None:
         # Written before the fast mode became a run option (``clip_queries``); null meant "all queries".
         data = {**data, "open_vocab": {k: v for k, v in open_vocab.items() if k != "max_clip_queries"}}
-    return data
+    return drop_removed_audio_switches(data, audio=True, family="ovavss")

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from ..interface import Detection
+from ..layers.decoder import AudioConditionedMaskDecoder
+from ..layers.pixel_decoder import AudioVisualPixelDecoder
 from ..layers.segmenter import AudioVisualSegmenter
 from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
 from ..run_options import precision_context
@@ -24,6 +26,8 @@ from .predict import ClipPrediction, WindowPrediction, pad_window
 class OVAVSS(AudioVisualSegmenter):
     architecture = "ovavss"  # what checkpoints record; ``ovavss predict --model`` checks it
     config: OVAVSSConfig
+    pixel_decoder_class = AudioVisualPixelDecoder  # early audio-visual fusion
+    mask_decoder_class = AudioConditionedMaskDecoder  # v2a, a2a and per-layer audio cross-attention
 
     def __init__(self, config: OVAVSSConfig):
         super().__init__(config)  # backbone, audio_encoder, pixel_decoder, transformer_decoder
