@@ -35,7 +35,7 @@ from ovavss_cli.data.split import load_split, make_split_file
 from ovavss_cli.data.synthetic import ClipSpec, default_avss_clips, generate_avss
 from ovavss_cli.data.synthetic_video import write_synthetic_video
 from ovavss_cli.engine.clip_fit import ClipFitConfig, crop_accuracy, fit_clip, object_crops
-from ovavss_cli.engine.ovavss_task import evaluate_clips
+from ovavss_cli.inference.validation import evaluate_clips
 from ovavss_cli.models.api import load_model, save_model
 
 WEIGHTS = Path(__file__).resolve().parent

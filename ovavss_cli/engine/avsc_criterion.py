@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import Tensor, nn
 
+from ..data.train_targets import frame_objects
 from .criterion import CriterionConfig, SetCriterion, SetLoss, dice, mask_bce
 from .matcher import ClipTarget, HungarianMatcher, MatchIndices
 
@@ -87,34 +87,24 @@ class InstanceTarget(ClipTarget):
         )
 
 
-def sounding_components(mask: np.ndarray, min_pixels: int) -> list[np.ndarray]:
-    """(H, W) bool -> the 8-connected components with at least ``min_pixels`` pixels, largest first."""
-    labelled, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    sizes = np.bincount(labelled.ravel(), minlength=count + 1)[1:]
-    order = [index + 1 for index in np.argsort(-sizes, kind="stable") if sizes[index] >= min_pixels]
-    return [labelled == index for index in order]
-
-
 def build_instance_target(
     mask: np.ndarray, categories: np.ndarray | None, num_categories: int, config: AVSCLossConfig
 ) -> InstanceTarget:
-    """One frame's target. mask (H, W) bool sounding pixels; categories (K,) bool of the clip, or None (unknown)."""
-    known = categories is not None
-    sounding = np.asarray(categories, dtype=bool) if known else np.ones(num_categories, dtype=bool)
-    if sounding.sum() > 1 and config.split_multi_source:
-        objects = sounding_components(mask, config.min_component_pixels)
-    else:
-        objects = [mask] if mask.sum() >= config.min_component_pixels else []
-    label_set = np.append(sounding, False)  # + "no object"
-    # Unmatched: no object, or a silent object of a category that does not sound here (any, when unknown).
-    unmatched = np.append(~sounding if known else np.ones(num_categories, dtype=bool), True)
-    height, width = mask.shape
-    masks = np.stack(objects)[:, None] if objects else np.zeros((0, 1, height, width), dtype=bool)
+    """One frame's target (``data.train_targets.frame_objects``). mask (H, W) bool sounding pixels; categories
+    (K,) bool of the clip, or None (unknown)."""
+    frame = frame_objects(
+        mask,
+        categories,
+        num_categories,
+        split_multi_source=config.split_multi_source,
+        min_component_pixels=config.min_component_pixels,
+    )
+    count = frame.masks.shape[0]
     return InstanceTarget(
-        labels=torch.full((len(objects),), int(np.argmax(label_set)), dtype=torch.int64),
-        masks=torch.from_numpy(masks).float(),
-        label_sets=torch.from_numpy(np.tile(label_set, (len(objects), 1))),
-        unmatched_classes=torch.from_numpy(unmatched),
+        labels=torch.full((count,), int(np.argmax(frame.label_set)), dtype=torch.int64),
+        masks=torch.from_numpy(frame.masks[:, None]).float(),
+        label_sets=torch.from_numpy(np.tile(frame.label_set, (count, 1))),
+        unmatched_classes=torch.from_numpy(frame.unmatched_classes),
     )
 
 

@@ -13,6 +13,9 @@ What a training sample is:
 * **Augmentation.** The recipe's (one short side and one flip per clip, from the clip's generator), then
   normalisation and zero padding; a batch is padded to its largest frame.
 
+The instance targets are ``data.train_targets``', batches ``engine.train_batches``', validation
+``inference.validation``'s; this module is the task (options, model, data, loss, export).
+
 Task options (``--task-option KEY=VALUE``): ``benchmark`` (s4 | ms3; default: the one the data root holds),
 ``avss_root``, and the switches of the model's correlation step and of the loss (:data:`SWITCHES`).
 """
@@ -21,31 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..console import console
 from ..data.avsobject import find_object_roots, load_avsobject
 from ..data.train_clips import ObjectTrainClip, ObjectTrainClips, clip_categories
 from ..errors import OvavssError
-from ..metrics.object_eval import score_clips
+from ..inference.validation import evaluate_object_clips
 from ..models.api import model_checkpoint_config
 from ..models.avsc.config import ARCHITECTURE, AVSCConfig, preset_config
 from ..models.avsc.model import AVSC
-from ..models.checkpoint import read_checkpoint
-from ..models.convert import VGGISH_PREFIX
-from ..models.preprocess import normalize_and_pad
-from .augment import augment_clip
-from .avsc_criterion import AVSCCriterion, AVSCLossConfig, AVSCTargets, InstanceTarget, build_instance_target
-from .init_weights import RANDOM_INIT_PRESETS, VGGISH_HELP, read_init_state, read_vggish_state, summarise_keys
+from .avsc_criterion import AVSCCriterion, AVSCLossConfig
+from .init_weights import read_avsc_init, read_vggish_state, require_released_vggish, summarise_keys
 from .run_config import TrainConfig
 from .task import LossOutput
+from .train_batches import AVSCBatch, avsc_batch
 
 #: ``--task-option`` switches -> (section, field): ``correlation`` is the model's step, ``loss`` the objective.
 SWITCHES: dict[str, tuple[str, str]] = {
@@ -62,12 +59,6 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "min_component_pixels": ("loss", "min_component_pixels"),
 }
 DATA_OPTIONS: tuple[str, ...] = ("benchmark", "avss_root")
-#: The OV-AVSS preset whose key layout a foreign ``--init`` file (Mask2Former .pkl) is converted with.
-CONVERSION_PRESETS: dict[str, str] = {
-    "avsc-r50": "ovavss-r50",
-    "avsc-swinb": "ovavss-swinb",
-    "avsc-tiny": "ovavss-tiny",
-}
 #: The per-step numbers logged (the final decoder output's instance terms; the aux ones are in the total).
 LOGGED_TERMS = ("loss_ce", "loss_mask", "loss_dice", "loss_attended_bce", "loss_attended_dice", "loss_audio")
 
@@ -105,96 +96,6 @@ def apply_switches(
     except ValueError as error:
         raise OvavssError(f"--task-option: {error}") from None
     return dataclasses.replace(model, correlation=correlation), loss
-
-
-# ---------------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class AVSCBatch:
-    images: Tensor  # (N, 3, Hp, Wp) the segmented frames of all clips, clip-major
-    log_mel: Tensor  # (M, 1, 96, 64) every second of every clip
-    frame_audio: Tensor  # (N,) int64: the row of log_mel paired with each frame
-    targets: AVSCTargets
-    names: list[str]
-
-
-def collate_clips(
-    items: Sequence[ObjectTrainClip],
-    generators: Sequence[torch.Generator],
-    recipe_augment,
-    size_divisibility: int,
-    loss: AVSCLossConfig,
-    num_categories: int,
-) -> AVSCBatch:
-    """Augment each clip with its generator, normalise and pad, and build the per-frame targets."""
-    images, masks = [], []
-    for item, generator in zip(items, generators, strict=True):
-        frames, (clip_masks,), _ = augment_clip(
-            item.frames, [torch.from_numpy(item.masks)], generator=generator, config=recipe_augment
-        )
-        images.append(normalize_and_pad(frames, size_divisibility)[0])
-        masks.append(clip_masks)
-    height, width = max(x.shape[-2] for x in images), max(x.shape[-1] for x in images)
-    images = torch.cat([F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2])) for x in images])
-    masks = torch.cat([F.pad(m, (0, width - m.shape[-1], 0, height - m.shape[-2])) for m in masks])
-    frame_clip = torch.cat([torch.full((len(item.frame_ids),), i) for i, item in enumerate(items)])
-    offsets = np.cumsum([0] + [item.log_mel.shape[0] for item in items])
-    frame_audio = torch.cat([torch.from_numpy(item.frame_ids + offsets[i]) for i, item in enumerate(items)])
-    clip_categories = [item.categories for item in items]
-    instances: list[InstanceTarget] = [
-        build_instance_target(mask.numpy(), clip_categories[clip], num_categories, loss)
-        for mask, clip in zip(masks, frame_clip.tolist(), strict=True)
-    ]
-    categories = np.stack([c if c is not None else np.zeros(num_categories, dtype=bool) for c in clip_categories])
-    targets = AVSCTargets(
-        instances=instances,
-        sounding_masks=masks.float(),
-        audio_clip=torch.cat([torch.full((item.log_mel.shape[0],), i) for i, item in enumerate(items)]),
-        categories=torch.from_numpy(categories),
-        known=torch.tensor([c is not None for c in clip_categories]),
-        frame_clip=frame_clip,
-    )
-    log_mel = torch.cat([item.log_mel for item in items])
-    return AVSCBatch(images, log_mel, frame_audio.long(), targets, [item.name for item in items])
-
-
-# ---------------------------------------------------------------------------------------------------- weights
-
-
-def read_avsc_init(
-    path: Path, model: AVSC, run_dir: Path, init_mode: str = "reference"
-) -> tuple[dict[str, Tensor], list[str]]:
-    """``--init`` weights that fit AVSC: an AVSC model checkpoint (e.g. S4-trained, to start MS3 from), or what
-    OV-AVSS's ``--init`` accepts (a Mask2Former .pkl, converted into the run folder; our ``init``/``model`` files).
-
-    Returns (the fitting tensors, the keys left out: parts AVSC does not have, e.g. OV-AVSS's audio fusion or
-    CLIP, and a class head made for another number of categories). Other shape mismatches are errors.
-    """
-    checkpoint = read_checkpoint(path) if path.suffix == ".safetensors" and path.is_file() else None
-    if checkpoint is not None and checkpoint.config.get("architecture") == ARCHITECTURE:
-        state = checkpoint.state
-    else:
-        state = read_init_state(path, CONVERSION_PRESETS[model.config.name], run_dir, init_mode)
-    expected = model.state_dict()
-    fitting, left_out = {}, []
-    for key, value in state.items():
-        if key not in expected or (
-            key.startswith("transformer_decoder.class_embed.") and value.shape != expected[key].shape
-        ):
-            left_out.append(key)
-        elif value.shape != expected[key].shape:
-            raise OvavssError(
-                f"--init: {key} is {tuple(value.shape)} but {model.config.name} has {tuple(expected[key].shape)}: "
-                "made for another preset?",
-                path=path,
-            )
-        else:
-            fitting[key] = value
-    return fitting, left_out
-
-
-# ---------------------------------------------------------------------------------------------------- the task
 
 
 class AVSCTask:
@@ -262,8 +163,7 @@ class AVSCTask:
                 console.print(f"--init: not part of AVSC, left out: {summarise_keys(left_out)}")
         if self.config.vggish is not None:
             loaded.update(read_vggish_state(Path(self.config.vggish)))
-        if self.model_config.name not in RANDOM_INIT_PRESETS and not any(k.startswith(VGGISH_PREFIX) for k in loaded):
-            raise OvavssError(f"{self.model_config.name} trains with the released VGGish frozen: {VGGISH_HELP}")
+        require_released_vggish(self.model_config.name, loaded)
         result = model.load_state_dict(loaded, strict=False)
         if result.unexpected_keys:
             raise OvavssError(f"weights do not fit {self.model_config.name}: e.g. {result.unexpected_keys[0]}")
@@ -281,7 +181,7 @@ class AVSCTask:
         return ObjectTrainClips(self.dataset, self.train_clips, self.model_config.categories)
 
     def collate(self, items: Sequence[ObjectTrainClip], generators: Sequence[torch.Generator]) -> AVSCBatch:
-        return collate_clips(
+        return avsc_batch(
             items,
             generators,
             self.recipe.augment,
@@ -302,26 +202,6 @@ class AVSCTask:
         result = self.criterion(outputs, targets, frame_generators)
         return LossOutput(result.total, {name: result.terms[name].item() for name in LOGGED_TERMS})
 
-    def _val_probabilities(self, model: AVSC):
-        """Per val clip, the model's sounding probabilities of its annotated frames (as ``eval --weights``)."""
-        for clip in self.val_clips:
-            probs = model.sounding_maps(self.dataset.read_frames(clip), *self.dataset.read_audio(clip)).probs
-            yield clip, [probs[frame] for frame in self.dataset.label_frames(clip)]
-
     def validate(self, model: AVSC) -> dict[str, float]:
         """Official (batch 4) and clean mJ / mF on the val clips."""
-        if not self.val_clips:
-            return {}
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                scores, _, _ = score_clips(self.dataset, self._val_probabilities(model), total=len(self.val_clips))
-        finally:
-            model.train(was_training)
-        return {
-            "mJ": scores.official_miou,
-            "mF": scores.official_fscore,
-            "mJ_clean": scores.miou,
-            "mF_clean": scores.fscore,
-        }
+        return evaluate_object_clips(model, self.dataset, self.val_clips) if self.val_clips else {}

@@ -4,7 +4,7 @@ run folder), ``--vggish`` weights, and which presets need neither."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -13,6 +13,7 @@ from torch import Tensor
 from ..console import console
 from ..errors import OvavssError
 from ..hub import sha256_file
+from ..models.avsc.model import AVSC
 from ..models.checkpoint import read_checkpoint, sidecar_path
 from ..models.convert import VGGISH_PREFIX, convert_checkpoint
 from ..models.safe_load import load_foreign_state_dict
@@ -22,10 +23,22 @@ from .distributed import is_main_process
 #: its seeded random weights; both are saved in the checkpoints). Every other preset needs the released VGGish
 #: (and OV-AVSS the OpenAI CLIP).
 RANDOM_INIT_PRESETS: tuple[str, ...] = ("ovavss-tiny", "avsc-tiny")
+#: The OV-AVSS preset whose key layout a foreign ``--init`` file (Mask2Former .pkl) is converted with for AVSC.
+AVSC_CONVERSION_PRESETS: dict[str, str] = {
+    "avsc-r50": "ovavss-r50",
+    "avsc-swinb": "ovavss-swinb",
+    "avsc-tiny": "ovavss-tiny",
+}
 VGGISH_HELP = (
     "download the released VGGish (vggish-10086976.pth, https://github.com/harritaylor/torchvggish/releases) "
     "and pass --vggish FILE"
 )
+
+
+def require_released_vggish(preset: str, loaded: Mapping[str, Tensor]) -> None:
+    """OvavssError unless ``loaded`` has VGGish weights, for every preset that does not train from scratch."""
+    if preset not in RANDOM_INIT_PRESETS and not any(key.startswith(VGGISH_PREFIX) for key in loaded):
+        raise OvavssError(f"{preset} trains with the released VGGish frozen: {VGGISH_HELP}")
 
 
 def check_fits(expected: dict[str, torch.Size], state: dict[str, Tensor], source: Path) -> None:
@@ -70,6 +83,38 @@ def read_init_state(path: Path, preset: str, run_dir: Path, init_mode: str = "re
     if checkpoint.kind == "model" and checkpoint.config.get("architecture") != "ovavss":
         raise OvavssError(f"--init: holds a '{checkpoint.config.get('architecture')}' model, not OV-AVSS", path=path)
     return checkpoint.state
+
+
+def read_avsc_init(
+    path: Path, model: AVSC, run_dir: Path, init_mode: str = "reference"
+) -> tuple[dict[str, Tensor], list[str]]:
+    """``--init`` weights that fit AVSC: an AVSC model checkpoint (e.g. S4-trained, to start MS3 from), or what
+    OV-AVSS's ``--init`` accepts (a Mask2Former .pkl, converted into the run folder; our ``init``/``model`` files).
+
+    Returns (the fitting tensors, the keys left out: parts AVSC does not have, e.g. OV-AVSS's audio fusion or
+    CLIP, and a class head made for another number of categories). Other shape mismatches are errors.
+    """
+    checkpoint = read_checkpoint(path) if path.suffix == ".safetensors" and path.is_file() else None
+    if checkpoint is not None and checkpoint.config.get("architecture") == AVSC.architecture:
+        state = checkpoint.state
+    else:
+        state = read_init_state(path, AVSC_CONVERSION_PRESETS[model.config.name], run_dir, init_mode)
+    expected = model.state_dict()
+    fitting, left_out = {}, []
+    for key, value in state.items():
+        if key not in expected or (
+            key.startswith("transformer_decoder.class_embed.") and value.shape != expected[key].shape
+        ):
+            left_out.append(key)
+        elif value.shape != expected[key].shape:
+            raise OvavssError(
+                f"--init: {key} is {tuple(value.shape)} but {model.config.name} has {tuple(expected[key].shape)}: "
+                "made for another preset?",
+                path=path,
+            )
+        else:
+            fitting[key] = value
+    return fitting, left_out
 
 
 def read_vggish_state(path: Path) -> dict[str, Tensor]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ovavss_cli.data.train_targets import sounding_components
 from ovavss_cli.engine.avsc_criterion import (
     AVSCLossConfig,
     LabelSetMatcher,
@@ -14,7 +15,6 @@ from ovavss_cli.engine.avsc_criterion import (
     attended_mask_losses,
     audio_category_loss,
     build_instance_target,
-    sounding_components,
 )
 from ovavss_cli.engine.criterion import CriterionConfig
 from ovavss_cli.engine.point_sampling import ImportanceSamplingConfig
