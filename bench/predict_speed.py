@@ -122,7 +122,7 @@ def overlay_cost(predictor, video: Path, out: Path) -> dict:
     """Seconds per video frame to paint and encode overlay.mp4, at the bounded working size and at full size
     (the same painter ``predict`` uses, on the masks ``predict`` wrote)."""
     from ovavss_cli.data.media import probe, write_painted_video
-    from ovavss_cli.inference.outputs import OVERLAY_MAX_SIDE
+    from ovavss_cli.data.predictions import OVERLAY_MAX_SIDE
     from ovavss_cli.inference.predictor import _MaskOverlay
 
     folder = predictor.predict_to_folder(video, out, write_video=False)
