@@ -37,6 +37,7 @@ from ovavss_cli.data.synthetic_video import write_synthetic_video
 from ovavss_cli.engine.clip_fit import ClipFitConfig, crop_accuracy, fit_clip, object_crops
 from ovavss_cli.inference.validation import evaluate_clips
 from ovavss_cli.models.api import load_model, save_model
+from ovavss_cli.models.ovavss.model import OVAVSS
 
 WEIGHTS = Path(__file__).resolve().parent
 TRAIN_CLIPS, EVAL_CLIPS, SEGMENTER_SEED = 480, 120, 1
@@ -100,7 +101,7 @@ def main() -> None:
     losses = fit_clip(model.open_vocab, regions, labels, CLIP_FIT)
     # Name only queries the segmenter believes sound (the reference names every non-empty mask, so a
     # silent object can be painted): the demo's one departure from the parity inference path.
-    model.config.open_vocab.min_sounding_score = MIN_SOUNDING_SCORE
+    model = with_min_sounding_score(model, MIN_SOUNDING_SCORE)
 
     dataset = load_avss(data)
     split = load_split(split_file)
@@ -120,6 +121,15 @@ def main() -> None:
     sha256 = save_model(model, target, dtype=torch.float16, info=info)
     write_synthetic_video(args.out / "demo.mp4", DEMO_CLIP, seed=DEMO_SEED)
     print(json.dumps({"sha256": sha256, "size_bytes": target.stat().st_size, **card}, indent=2))
+
+
+def with_min_sounding_score(model: OVAVSS, score: float) -> OVAVSS:
+    """The same weights under a config whose ``open_vocab.min_sounding_score`` is ``score`` (a new model: a
+    built model's config is never changed)."""
+    config = replace(model.config, open_vocab=replace(model.config.open_vocab, min_sounding_score=score))
+    named = OVAVSS(config)
+    named.load_state_dict(model.state_dict())
+    return named.eval()
 
 
 if __name__ == "__main__":
