@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ..atomic import atomic_write_text, refuse_overwrite
+from ..atomic import atomic_write_text, refuse_force_without_output, refuse_overwrite
 from ..console import make_progress
 from ..errors import OvavssError
 from .avsbench import (
@@ -359,6 +359,7 @@ def run_check(
     root: str | Path, fast: bool = False, json_out: str | Path | None = None, force: bool = False
 ) -> CheckReport:
     """``ovavss check``: check ``root`` and, with ``json_out``, write the full report there."""
+    refuse_force_without_output(force, {"--json": json_out})
     if json_out is not None:
         refuse_overwrite(Path(json_out), force)  # before a long check, not after
     report = check_dataset(root, fast)

@@ -117,6 +117,12 @@ def test_check_clean_and_problems(cli, tree, tmp_path, monkeypatch):
     _one_line_error(cli("check", bad, "--json", report), report, "already exists")
 
 
+def test_check_force_without_json_is_refused(cli, tree):
+    result = cli("check", tree, "--force")  # there is nothing for it to overwrite
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: --force: only with --json (the file it lets you overwrite)"
+
+
 def test_check_not_a_dataset(cli, tmp_path):
     (tmp_path / "a.txt").write_text("x")
     _one_line_error(cli("check", tmp_path), tmp_path, "not an AVSBench root")
