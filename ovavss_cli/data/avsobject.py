@@ -223,11 +223,3 @@ def load_avsobject(root: str | Path, task: str, avss_root: str | Path | None = N
 
 def _v1m_class_ids(avss_root: str | Path) -> dict[str, tuple[int, ...]]:
     return {clip.uid: clip.sounding_ids for clip in load_avss(avss_root).clips if clip.subset == "v1m"}
-
-
-def load_s4(root: str | Path) -> AVSObjectDataset:
-    return load_avsobject(root, "s4")
-
-
-def load_ms3(root: str | Path, avss_root: str | Path | None = None) -> AVSObjectDataset:
-    return load_avsobject(root, "ms3", avss_root)

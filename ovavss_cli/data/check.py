@@ -379,9 +379,13 @@ def write_report_json(report: CheckReport, path: str | Path, force: bool = False
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
-def print_report(report: CheckReport, console: Console | None = None, max_items: int = 8) -> None:
-    """Counts table, then one table per severity listing each kind with its first ``max_items`` findings."""
-    console = console or Console()
+#: Findings of each kind that the printed report lists (the JSON report keeps them all).
+FINDINGS_SHOWN = 8
+
+
+def print_report(report: CheckReport) -> None:
+    """Counts table, then one table per severity listing each kind with its first findings."""
+    console, max_items = Console(), FINDINGS_SHOWN
     counts = Table(title=f"{report.root} ({report.layout})")
     for column in ("subset" if report.layout == "avss" else "task", "split", "clips", "frames", "annotated frames"):
         counts.add_column(column, justify="right" if column in ("clips", "frames", "annotated frames") else "left")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovavss_cli.data.avsobject import load_s4
+from ovavss_cli.data.avsobject import load_avsobject
 from ovavss_cli.data.classes import S4_CATEGORY_TO_CLASS, class_id
 from ovavss_cli.data.split import load_split
 from ovavss_cli.data.synthetic import ClipSpec, class_tone, generate_avss
@@ -148,7 +148,7 @@ def test_generate_data_graded_world(cli, tmp_path):
     """``--world graded`` (the bundled demo's world) reaches every clip: the clip's tone is its graded one."""
     result = cli("generate-data", tmp_path / "g", "--clips", "2", "--world", "graded", "--layout", "s4")
     assert result.exit_code == 0, result.output
-    dataset = load_s4(tmp_path / "g" / "Single-source")
+    dataset = load_avsobject(tmp_path / "g" / "Single-source", "s4")
     clip = dataset.clips[0]
     with wave.open(str(dataset.audio_path(clip))) as audio:
         rate, waveform = audio.getframerate(), np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2")
