@@ -86,6 +86,13 @@ def refuse_overwrite(path: str | Path, force: bool) -> None:
         raise OvavssError("already exists; pass --force to overwrite", path=path)
 
 
+def refuse_force_without_output(force: bool, outputs: dict[str, str | Path | None]) -> None:
+    """``--force`` only overwrites the optional outputs named in ``outputs`` (option -> path or None): given
+    with none of them, it would do nothing, so it is refused with one line."""
+    if force and all(path is None for path in outputs.values()):
+        raise OvavssError(f"--force: only with {' / '.join(outputs)} (the file it lets you overwrite)")
+
+
 def refuse_existing_folder(path: str | Path) -> None:
     """Before any work: OvavssError if the output folder ``path`` already exists."""
     if Path(path).exists():

@@ -39,8 +39,8 @@ PRECISION_OPTION = typer.Option(
     "official evaluation)."
 )  # fmt: skip
 INIT_MODE_OPTION = typer.Option(
-    "reference", "--init-mode", help="Mask2Former .pkl: reference (fill what the official checkpointer fills for "
-    "the file's key layout: with current key names the pixel decoder stays random) | full (every tensor that fits)."
+    None, "--init-mode", help="Mask2Former .pkl only: reference (default; fill what the official checkpointer fills "
+    "for the file's key layout: with current key names the pixel decoder stays random) | full (every tensor that fits)."
 )  # fmt: skip
 CLIP_QUERIES_OPTION = typer.Option(
     "all", "--clip-queries", help="Fast mode (OV-AVSS): only the K queries most likely to sound go to CLIP per "
@@ -259,10 +259,7 @@ def train_cmd(
     init: str | None = typer.Option(
         None, "--init", help="Initial weights: Mask2Former COCO .pkl, official .pth, or an ovavss .safetensors."
     ),
-    init_mode: str | None = typer.Option(
-        None, "--init-mode", help="--init Mask2Former .pkl: reference (default; as the official checkpointer: with "
-        "current key names the pixel decoder stays random) | full (every tensor that fits)."
-    ),  # fmt: skip
+    init_mode: str | None = INIT_MODE_OPTION,
     vggish: str | None = typer.Option(None, "--vggish", help="VGGish weights (vggish-10086976.pth); r50/swinb."),
     out: str | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/<model>-<preset>)."),
     device: str | None = typer.Option(None, "--device", help=DEVICE_HELP),
@@ -372,14 +369,9 @@ def visualize_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
 ) -> None:
     """Turn predictions into overlays, side-by-side GT comparisons and a sound timeline."""
-    if data is not None:
-        from .viz.compare import visualize_dataset
+    from .viz.visualize import run_visualize
 
-        typer.echo(visualize_dataset(data, predictions, out, clips or (), force))
-    else:
-        from .viz.overlay import visualize_prediction_folder
-
-        typer.echo(visualize_prediction_folder(predictions, out, video, force))
+    typer.echo(run_visualize(predictions, data, clips or (), video, out, force))
 
 
 @app.command("convert")
@@ -396,7 +388,7 @@ def convert_cmd(
     allow_unmapped: bool = typer.Option(False, "--allow-unmapped", help="Convert even if source keys are unmapped."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Convert even if model keys are missing."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out."),
-    init_mode: str = INIT_MODE_OPTION,
+    init_mode: str | None = INIT_MODE_OPTION,
 ) -> None:
     """Convert official OV-AVSS / Mask2Former / VGGish checkpoints to ovavss safetensors."""
     from .models.convert import convert_checkpoint, print_report

@@ -56,12 +56,15 @@ class ResolvedWeights:
     entry: RegistryEntry | None = None
 
 
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
+        while chunk := handle.read(_HASH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_HASH_CHUNK_BYTES = 1 << 20  # read in 1-MiB pieces: multi-GB checkpoints never sit in memory whole
 
 
 def weights_dir() -> Path:

@@ -354,13 +354,3 @@ def log_mel_examples_at(
     return log_mel.view(-1, 1, config.example_frames, config.num_mel_bins).float()
 
 
-def example_index_for_frame(frame_index: int, num_examples: int = REFERENCE_NUM_EXAMPLES) -> int:
-    """The VGGish example paired with frame ``frame_index`` of an AVSBench clip (5 s or 10 s): example k.
-
-    AVSBench stores one frame per second, and example k covers [0.96 k, 0.96 (k + 1)) s. The reference
-    reads k from the first character of the frame's file name (``int(name[0])``), which equals the
-    frame index for AVSBench's ``0.png``..``9.png``; we use the numeric index itself.
-    """
-    if not 0 <= frame_index < num_examples:
-        raise ValueError(f"frame index {frame_index} has no audio example (clip has {num_examples} slots)")
-    return frame_index

@@ -145,10 +145,11 @@ class AudioReplacement:
         }
 
 
-def load_replacement(choice: str, seed: int = 0) -> AudioReplacement:
-    """``--audio silence``, ``noise`` or a media file's path (decoded now: a bad file fails before any work)."""
+def load_replacement(choice: str) -> AudioReplacement:
+    """``--audio silence``, ``noise`` (seed 0) or a media file's path (decoded now: a bad file fails before any
+    work)."""
     if choice in GENERATED_TRACKS:
-        return AudioReplacement(choice, seed=seed)
+        return AudioReplacement(choice)
     path = Path(choice)
     waveform, _ = load_audio(path)  # one-line errors: not found, not a file, no audio stream, cannot decode
     return AudioReplacement("file", path=path, waveform=waveform)

@@ -180,6 +180,8 @@ def load_avsobject(root: str | Path, task: str, avss_root: str | Path | None = N
     """
     if task not in TASKS:
         raise OvavssError(f"unknown AVSBench-object task {task!r}; expected s4 or ms3")
+    if task == "s4" and avss_root is not None:
+        raise OvavssError("--task-option avss_root: only for MS3 (S4 clips are named by their own categories)")
     root = require_dataset_dir(root)
     folder, metadata_name, _ = TASK_LAYOUT[task]
     task_root = find_object_roots(root).get(task)
@@ -223,11 +225,3 @@ def load_avsobject(root: str | Path, task: str, avss_root: str | Path | None = N
 
 def _v1m_class_ids(avss_root: str | Path) -> dict[str, tuple[int, ...]]:
     return {clip.uid: clip.sounding_ids for clip in load_avss(avss_root).clips if clip.subset == "v1m"}
-
-
-def load_s4(root: str | Path) -> AVSObjectDataset:
-    return load_avsobject(root, "s4")
-
-
-def load_ms3(root: str | Path, avss_root: str | Path | None = None) -> AVSObjectDataset:
-    return load_avsobject(root, "ms3", avss_root)

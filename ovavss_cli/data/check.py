@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ..atomic import atomic_write_text, refuse_overwrite
+from ..atomic import atomic_write_text, refuse_force_without_output, refuse_overwrite
 from ..console import make_progress
 from ..errors import OvavssError
 from .avsbench import (
@@ -359,6 +359,7 @@ def run_check(
     root: str | Path, fast: bool = False, json_out: str | Path | None = None, force: bool = False
 ) -> CheckReport:
     """``ovavss check``: check ``root`` and, with ``json_out``, write the full report there."""
+    refuse_force_without_output(force, {"--json": json_out})
     if json_out is not None:
         refuse_overwrite(Path(json_out), force)  # before a long check, not after
     report = check_dataset(root, fast)
@@ -378,9 +379,13 @@ def write_report_json(report: CheckReport, path: str | Path, force: bool = False
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
-def print_report(report: CheckReport, console: Console | None = None, max_items: int = 8) -> None:
-    """Counts table, then one table per severity listing each kind with its first ``max_items`` findings."""
-    console = console or Console()
+#: Findings of each kind that the printed report lists (the JSON report keeps them all).
+FINDINGS_SHOWN = 8
+
+
+def print_report(report: CheckReport) -> None:
+    """Counts table, then one table per severity listing each kind with its first findings."""
+    console, max_items = Console(), FINDINGS_SHOWN
     counts = Table(title=f"{report.root} ({report.layout})")
     for column in ("subset" if report.layout == "avss" else "task", "split", "clips", "frames", "annotated frames"):
         counts.add_column(column, justify="right" if column in ("clips", "frames", "annotated frames") else "left")

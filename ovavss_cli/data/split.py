@@ -96,16 +96,11 @@ def _train_decision(clip: ClipMeta, rule: str, novel: frozenset[int]) -> tuple[b
     return False, ()
 
 
-def make_ov_split(
-    dataset: AVSSDataset,
-    rule: str = DEFAULT_RULE,
-    base_ids: Sequence[int] = BASE_IDS,
-    novel_ids: Sequence[int] = NOVEL_IDS,
-) -> OvSplit:
-    """Apply ``rule`` (a key of :data:`RULES`) to the dataset's metadata."""
+def make_ov_split(dataset: AVSSDataset, rule: str = DEFAULT_RULE) -> OvSplit:
+    """Apply ``rule`` (a key of :data:`RULES`) to the dataset's metadata, with the paper's base / novel classes."""
     if rule not in RULES:
         raise OvavssError(f"unknown split rule {rule!r}; expected one of {', '.join(RULES)}")
-    novel = frozenset(novel_ids)
+    novel = frozenset(NOVEL_IDS)
     kept: dict[str, list[str]] = {name: [] for name in SPLITS}
     ignore_ids: dict[str, tuple[int, ...]] = {}
     dropped: list[str] = []
@@ -119,7 +114,7 @@ def make_ov_split(
             ignore_ids[clip.uid] = ignored
     return OvSplit(
         rule=rule,
-        base_ids=tuple(sorted(base_ids)),
+        base_ids=tuple(sorted(BASE_IDS)),
         novel_ids=tuple(sorted(novel)),
         splits={name: tuple(sorted(uids)) for name, uids in kept.items()},
         ignore_ids=dict(sorted(ignore_ids.items())),

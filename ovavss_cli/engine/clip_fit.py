@@ -66,11 +66,10 @@ def fit_clip(
     regions: torch.Tensor,
     labels: torch.Tensor,
     config: ClipFitConfig = ClipFitConfig(),
-    class_names: Sequence[str] = CLASS_NAMES,
 ) -> list[float]:
     """Train both CLIP towers so each crop scores its class name highest; returns the loss per step.
 
-    ``labels`` are 1-based indices into ``class_names``. CLIP is frozen again (and in eval mode) after.
+    ``labels`` are 1-based indices into ``CLASS_NAMES`` (AVSS class ids). CLIP is frozen again (and in eval mode) after.
     """
     clip = open_vocab.clip
     generator = torch.Generator().manual_seed(config.seed)
@@ -84,7 +83,7 @@ def fit_clip(
             for _ in range(config.steps):
                 batch = torch.randint(len(regions), (config.batch_size,), generator=generator)
                 templates = torch.randperm(len(open_vocab.templates), generator=generator)[: config.templates_per_step]
-                text = open_vocab.encode_names(class_names, template_ids=templates)  # (V, D), differentiable
+                text = open_vocab.encode_names(CLASS_NAMES, template_ids=templates)  # (V, D), differentiable
                 images = open_vocab.encode_crops(regions[batch])  # (B, D)
                 logits = open_vocab.config.logit_scale * images @ text.T
                 loss = F.cross_entropy(logits, labels[batch] - 1)
@@ -100,10 +99,8 @@ def fit_clip(
 
 
 @torch.no_grad()
-def crop_accuracy(
-    open_vocab: OpenVocabClassifier, regions: torch.Tensor, labels: torch.Tensor, class_names=CLASS_NAMES
-) -> float:
+def crop_accuracy(open_vocab: OpenVocabClassifier, regions: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of crops whose highest-scoring name is their class."""
-    text = open_vocab.encode_names(class_names)
+    text = open_vocab.encode_names(CLASS_NAMES)
     predicted = torch.cat([(open_vocab.encode_crops(chunk) @ text.T).argmax(1) for chunk in regions.split(256)])
     return (predicted == labels - 1).float().mean().item()

@@ -15,7 +15,7 @@ from ..errors import OvavssError
 from ..hub import sha256_file
 from ..models.avsc.model import AVSC
 from ..models.checkpoint import read_checkpoint, sidecar_path
-from ..models.convert import VGGISH_PREFIX, convert_checkpoint
+from ..models.convert import DEFAULT_INIT_MODE, VGGISH_PREFIX, convert_checkpoint
 from ..models.safe_load import load_foreign_state_dict
 from .distributed import is_main_process
 
@@ -56,13 +56,15 @@ def check_fits(expected: dict[str, torch.Size], state: dict[str, Tensor], source
         )
 
 
-def _converted_init(source: Path, preset: str, run_dir: Path, init_mode: str) -> Path:
+def _converted_init(source: Path, preset: str, run_dir: Path, init_mode: str | None) -> Path:
     """A foreign checkpoint (Mask2Former .pkl, official .pth) converted into the run folder, reused on resume."""
     out = run_dir / "init" / f"{source.stem}.safetensors"
     if out.is_file() and sidecar_path(out).is_file():
         recorded = json.loads(sidecar_path(out).read_text())
         conversion = recorded.get("conversion", {})
-        same_mode = conversion.get("kind") != "mask2former" or conversion.get("init_mode") == init_mode
+        same_mode = conversion.get("kind") != "mask2former" or conversion.get("init_mode") == (
+            init_mode or DEFAULT_INIT_MODE
+        )
         if same_mode and recorded.get("source", {}).get("sha256") == sha256_file(source):
             return out
     report = convert_checkpoint(source, out, preset=preset, allow_missing=True, force=True, init_mode=init_mode)
@@ -72,9 +74,9 @@ def _converted_init(source: Path, preset: str, run_dir: Path, init_mode: str) ->
     return out
 
 
-def read_init_state(path: Path, preset: str, run_dir: Path, init_mode: str = "reference") -> dict[str, Tensor]:
+def read_init_state(path: Path, preset: str, run_dir: Path, init_mode: str | None = None) -> dict[str, Tensor]:
     """Weights to start from: our .safetensors (``init``, ``model`` or ``vggish``), or a foreign file converted
-    (a Mask2Former .pkl in ``init_mode``, see ``models/convert.py``)."""
+    (a Mask2Former .pkl in ``init_mode``, None = reference; refused for other files: see ``models/convert.py``)."""
     if not path.is_file():
         raise OvavssError("--init: file not found", path=path)
     if path.suffix != ".safetensors":

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..config_json import from_dict
 from ..errors import OvavssError
+from ..models.convert import INIT_MODES
 from .augment import SWIN_SHORT_EDGES, AugmentConfig
 from .criterion import CriterionConfig
 from .optim import OptimizerConfig, ScheduleConfig
@@ -141,7 +142,7 @@ class TrainConfig:
     model: str = "ovavss"
     preset: str = "r50"
     init: str | None = None
-    init_mode: str = "reference"  # a Mask2Former --init: "reference" (as the official checkpointer) | "full"
+    init_mode: str | None = None  # a Mask2Former --init: "reference" (None: as the official checkpointer) | "full"
     vggish: str | None = None
     out: str | None = None
     seed: int = 42
@@ -188,8 +189,8 @@ class TrainConfig:
                 raise OvavssError(f"--{name.replace('_', '-')}: must be >= {minimum}, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise OvavssError(f"--threads: must be >= 1, got {self.threads}")
-        if self.init_mode not in ("reference", "full"):
-            raise OvavssError(f"--init-mode: must be reference or full, got '{self.init_mode}'")
+        if self.init_mode is not None and self.init_mode not in INIT_MODES:
+            raise OvavssError(f"--init-mode: must be one of {', '.join(INIT_MODES)}, got '{self.init_mode}'")
 
     @property
     def run_dir(self) -> Path:
@@ -295,17 +296,28 @@ def describe_recipe(config: TrainConfig) -> list[str]:
     ]
 
 
+def refuse_options_without_effect(config: TrainConfig, options: Mapping[str, Any]) -> None:
+    """One line for an option given on the command line that this run would silently ignore."""
+    if options.get("val_clips") is not None and not config.val_every:
+        raise OvavssError("--val-clips: only with --val-every N (this run never validates)")
+    if options.get("init_mode") is not None and (config.init is None or Path(config.init).suffix == ".safetensors"):
+        raise OvavssError("--init-mode: only with a Mask2Former --init (.pkl); an ovavss .safetensors loads as it is")
+
+
 def command_config(options: Mapping[str, Any], resume: bool) -> TrainConfig:
     """``ovavss train``'s config: a new one, or with ``resume`` the one saved in the run folder (``--out``, default
-    ``runs/<preset>``) updated by :func:`resumed_config`."""
+    ``runs/<preset>``) updated by :func:`resumed_config`; options it would ignore are refused."""
     if not resume:
-        return new_config(options)
-    out = options.get("out")
-    if out is None:
-        out = f"runs/{preset_name(options.get('model') or 'ovavss', options.get('preset') or 'r50')}"
-    run_dir = Path(out).expanduser().resolve()
-    saved = read_config(run_dir / CONFIG_FILE)
-    return resumed_config(saved, {**options, "out": str(run_dir)})
+        config = new_config(options)
+    else:
+        out = options.get("out")
+        if out is None:
+            out = f"runs/{preset_name(options.get('model') or 'ovavss', options.get('preset') or 'r50')}"
+        run_dir = Path(out).expanduser().resolve()
+        saved = read_config(run_dir / CONFIG_FILE)
+        config = resumed_config(saved, {**options, "out": str(run_dir)})
+    refuse_options_without_effect(config, options)
+    return config
 
 
 def parse_task_options(pairs: Sequence[str] | None) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from ..atomic import atomic_write_text, refuse_overwrite
+from ..atomic import atomic_write_text, refuse_force_without_output, refuse_overwrite
 from ..console import console
 from ..data.audio_conditions import (
     AUDIO_CONDITIONS,
@@ -359,6 +359,7 @@ def run_probe_audio(
         raise OvavssError("--threshold: only for --benchmark avsbench-ov (S4 / MS3 score probabilities at p > 0.5)")
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    refuse_force_without_output(force, {"--json": json_out, "--chart": chart_out})
     for out in (json_out, chart_out):
         if out is not None:
             refuse_overwrite(out, force)

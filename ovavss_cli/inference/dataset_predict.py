@@ -25,15 +25,15 @@ def clip_label_maps(
     clip: ClipMeta,
     *,
     threshold: float = 0.3,
-    vocab: Sequence[str] = CLASS_NAMES,
     audio: tuple[np.ndarray, int] | None = None,
     run: dict | None = None,
 ) -> np.ndarray:
-    """The model's (T, H, W) label maps of every frame of one clip; ``audio`` = (waveform, rate) replaces
+    """The model's (T, H, W) label maps of every frame of one clip (painted with the 70 AVSS names: label
+    i is class id i); ``audio`` = (waveform, rate) replaces
     the clip's own sound (default: ``dataset.read_audio``); ``run``: predict_clip's run options
     (``precision``, ``clip_queries``; see ``models/run_options.py``)."""
     waveform, rate = audio if audio is not None else dataset.read_audio(clip)
-    pred = model.predict_clip(dataset.read_frames(clip), waveform, rate, list(vocab), threshold, **(run or {}))
+    pred = model.predict_clip(dataset.read_frames(clip), waveform, rate, list(CLASS_NAMES), threshold, **(run or {}))
     return pred.label_maps.numpy()
 
 
@@ -43,7 +43,6 @@ def gt_frame_predictions(
     clips: Sequence[ClipMeta],
     *,
     threshold: float = 0.3,
-    vocab: Sequence[str] = CLASS_NAMES,
     audio_of: Callable[[ClipMeta], tuple[np.ndarray, int]] | None = None,
     on_clip: Callable[[ClipMeta, np.ndarray], None] | None = None,
     run: dict | None = None,
@@ -55,7 +54,7 @@ def gt_frame_predictions(
     """
     for clip in clips:
         label_maps = clip_label_maps(
-            model, dataset, clip, threshold=threshold, vocab=vocab, audio=audio_of(clip) if audio_of else None, run=run
+            model, dataset, clip, threshold=threshold, audio=audio_of(clip) if audio_of else None, run=run
         )
         if on_clip is not None:
             on_clip(clip, label_maps)

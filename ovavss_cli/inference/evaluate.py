@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..atomic import refuse_existing_folder, refuse_overwrite
+from ..atomic import refuse_existing_folder, refuse_force_without_output, refuse_overwrite
 from ..data.avsbench import AVSSDataset, ClipMeta
 from ..data.avsobject import AVSObjectDataset, ObjectClip, load_avsobject
 from ..engine.distributed import ProcessInfo, broadcast_object
@@ -123,6 +123,7 @@ def run_eval(options: EvalOptions) -> dict | None:
     ``metrics.object_eval.results_payload``) on rank 0, None on the other ranks.
     """
     _refuse_options_of_the_other_benchmark(options)
+    refuse_force_without_output(options.force, {"--json": options.json_out})
     if options.json_out is not None:
         refuse_overwrite(options.json_out, options.force)
     evaluate = _eval_avsbench_ov if options.benchmark == "avsbench-ov" else _eval_avsbench_object

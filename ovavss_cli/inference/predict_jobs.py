@@ -308,6 +308,8 @@ def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictRepor
     vocab = parse_vocab(options.vocab)
     resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
     check_clip_queries(options.clip_queries)
+    if options.allow_silent and options.audio is not None:
+        raise OvavssError("--allow-silent: not with --audio (every video is run on the --audio sound instead)")
     audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first
     multi_input = len(inputs) > 1 or any(Path(item).is_dir() for item in inputs)
     refuse_existing_report(options, multi_input)

@@ -384,16 +384,14 @@ def score_predictions(
     split: EvalSplit,
     total: int,
     config: EvalConfig = EvalConfig(),
-    frame_metrics: Sequence[FrameMetric] = (),
 ) -> EvalResult:
     """Score predicted maps against the dataset's GT (both metrics), with a progress bar.
 
-    ``predictions`` must cover the GT frames of ``split`` (``total`` of them, for the progress bar);
-    ``frame_metrics`` as :func:`tally_predictions`.
+    ``predictions`` must cover the GT frames of ``split`` (``total`` of them, for the progress bar).
     """
     with make_progress(transient=True) as progress:
         task = progress.add_task("scoring", total=total)
-        tally = tally_predictions(dataset, predictions, config, frame_metrics, lambda: progress.advance(task))
+        tally = tally_predictions(dataset, predictions, config, on_frame=lambda: progress.advance(task))
     return tally.result(split, config)
 
 

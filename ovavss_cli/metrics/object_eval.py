@@ -214,7 +214,6 @@ def score_clips(
     predictions: Iterable[tuple[ObjectClip, Sequence[np.ndarray | torch.Tensor | None]]],
     batch_size: int = DEFAULT_BATCH_SIZE,
     total: int | None = None,
-    frame_metrics: Sequence[FrameMetric] = (),
 ) -> tuple[ObjectScores, tuple[int, int] | None, int]:
     """Both metric variants over the clips' annotated frames (:func:`tally_clips`), with a progress bar of
     ``total`` clips. Returns (scores, the GT size or None when it varies, how many predictions had to be
@@ -222,7 +221,7 @@ def score_clips(
     check_batch_size(batch_size)
     with make_progress(transient=True) as progress:
         task = progress.add_task("scoring", total=total)
-        tally = tally_clips(dataset, predictions, batch_size, frame_metrics, lambda: progress.advance(task))
+        tally = tally_clips(dataset, predictions, batch_size, on_clip=lambda: progress.advance(task))
     return tally.result(dataset)
 
 
@@ -240,16 +239,15 @@ def evaluate_object(
     pred: str | Path,
     batch_size: int = DEFAULT_BATCH_SIZE,
     allow_missing: bool = False,
-    split: str = "test",
 ) -> ObjectEvalResult:
-    """``ovavss eval --benchmark s4|ms3 --pred``: score the PNG folder ``pred`` on the ``split`` clips of the
+    """``ovavss eval --benchmark s4|ms3 --pred``: score the PNG folder ``pred`` on the test clips of the
     S4 / MS3 tree at ``data`` (a model's probabilities are scored by ``inference.evaluate``)."""
     dataset = load_avsobject(data, check_benchmark(benchmark))
-    clips = evaluation_clips(dataset, split)
+    clips = evaluation_clips(dataset)
     predictions, first, missing = folder_probabilities(pred, dataset, clips, allow_missing)
     scores, resolution, resized = score_clips(dataset, predictions, batch_size, len(clips))
     source = {"pred": str(pred), "naming": NAMINGS[first]}
-    return ObjectEvalResult(benchmark, split, scores, len(clips), batch_size, resolution, source, missing, resized)
+    return ObjectEvalResult(benchmark, "test", scores, len(clips), batch_size, resolution, source, missing, resized)
 
 
 def check_benchmark(benchmark: str) -> str:

@@ -20,7 +20,6 @@ from ..errors import OvavssError
 from ..version import __version__
 from .evaluate import PROTOCOL, EvalResult
 
-CLASS_SETS = ("all", "base", "novel")
 #: How many GT files with unknown colours the JSON lists by name (the count is always complete).
 _UNKNOWN_FILES_LISTED = 20
 

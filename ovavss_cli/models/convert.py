@@ -36,6 +36,7 @@ from .safe_load import load_foreign_state_dict
 
 KINDS = ("auto", "ovavss", "mask2former", "vggish")
 INIT_MODES = ("reference", "full")
+DEFAULT_INIT_MODE = "reference"
 HEAD_PREFIX = "sem_seg_head."
 PREDICTOR_PREFIX = "sem_seg_head.predictor."
 VGGISH_PREFIX = "audio_encoder."
@@ -203,13 +204,16 @@ def convert_checkpoint(
     allow_unmapped: bool = False,
     allow_missing: bool = False,
     force: bool = False,
-    init_mode: str = "reference",
+    init_mode: str | None = None,
 ) -> ConversionReport:
-    """Convert ``src`` to ``dst`` (``.safetensors`` + ``.json``); raise OvavssError on any unaccounted key."""
+    """Convert ``src`` to ``dst`` (``.safetensors`` + ``.json``); raise OvavssError on any unaccounted key.
+
+    ``init_mode`` (a Mask2Former source only; None = ``reference``) and ``vggish`` (not for a VGGish source) are
+    refused with one line where they would do nothing."""
     src, dst = Path(src), Path(dst)
     if kind not in KINDS:
         raise OvavssError(f"--kind: must be one of {', '.join(KINDS)}, got '{kind}'")
-    if init_mode not in INIT_MODES:
+    if init_mode is not None and init_mode not in INIT_MODES:
         raise OvavssError(f"--init-mode: must be one of {', '.join(INIT_MODES)}, got '{init_mode}'")
     if dst.suffix != ".safetensors":
         raise OvavssError("--out: the converted checkpoint must be a .safetensors file", path=dst)
@@ -217,6 +221,10 @@ def convert_checkpoint(
         raise OvavssError("already exists (use --force to overwrite)", path=dst)
     source = load_foreign_state_dict(src)
     kind = detect_kind(source) if kind == "auto" else kind
+    if init_mode is not None and kind != "mask2former":
+        raise OvavssError(f"--init-mode: only for a Mask2Former checkpoint (this is {kind})", path=src)
+    if vggish is not None and kind == "vggish":
+        raise OvavssError("--vggish: the source is VGGish weights itself", path=src)
     report = ConversionReport(source=src.name, source_sha256=sha256_file(src), kind=kind, preset=None)
 
     if kind == "vggish":
@@ -233,8 +241,8 @@ def convert_checkpoint(
         expected = expected_shapes(config)
         left_random: set[str] = set()
         if kind == "mask2former":
-            report.init_mode = init_mode
-            state, left_random = _mask2former_state(source, expected, report, init_mode)
+            report.init_mode = init_mode or DEFAULT_INIT_MODE
+            state, left_random = _mask2former_state(source, expected, report, report.init_mode)
         else:
             state = _map_state(source, expected, report, map_reference_key)
         if vggish is not None:

@@ -169,3 +169,12 @@ def test_init_from_an_avsc_or_an_ovavss_checkpoint(s4_root, tmp_path):
     assert torch.equal(model.backbone.conv1.weight, ovavss.backbone.conv1.weight)
     assert torch.equal(model.transformer_decoder.query_feat.weight, ovavss.transformer_decoder.query_feat.weight)
     assert model.transformer_decoder.class_embed.weight.shape[0] == 24
+
+
+def test_avss_root_task_option_on_s4_is_refused(s4_root, cli, tmp_path):
+    # S4 clips are named by their own categories: an AVSBench-semantic root could never be read.
+    result = cli("train", "--model", "avsc", "--preset", "tiny", "--data", s4_root, "--out", tmp_path / "run",
+                 "--task-option", f"avss_root={tmp_path}")  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: --task-option avss_root: only for MS3")
+    assert not (tmp_path / "run").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ovavss_cli.data.avsobject import load_s4
+from ovavss_cli.data.avsobject import load_avsobject
 from ovavss_cli.data.synthetic import generate_ms3, generate_s4
 from ovavss_cli.metrics.object_eval import evaluate_object, prediction_probabilities
 from ovavss_cli.models.api import save_model
@@ -45,7 +45,7 @@ def f_at_threshold_zero(gt: np.ndarray) -> float:
 
 
 def test_hand_computed_official_and_clean_numbers(s4, tmp_path):
-    dataset = load_s4(s4)
+    dataset = load_avsobject(s4, "s4")
     write_predictions(tmp_path / "pred", dataset, perfect_then_empty(dataset))
     empty_clip = dataset.split("test")[1]
     f0 = np.mean([f_at_threshold_zero(dataset.read_mask(empty_clip, frame)) for frame in range(5)])
@@ -63,7 +63,7 @@ def test_hand_computed_official_and_clean_numbers(s4, tmp_path):
 
 
 def test_official_save_mask_layout_is_read_the_same(s4, tmp_path):
-    dataset = load_s4(s4)
+    dataset = load_avsobject(s4, "s4")
     write_predictions(tmp_path / "ours", dataset, perfect_then_empty(dataset))
     write_predictions(tmp_path / "official", dataset, perfect_then_empty(dataset), first=0, by_category=True)
     ours = evaluate_object(s4, "s4", pred=tmp_path / "ours")
@@ -73,7 +73,7 @@ def test_official_save_mask_layout_is_read_the_same(s4, tmp_path):
 
 
 def test_mixed_naming_and_missing_files(s4, tmp_path):
-    dataset = load_s4(s4)
+    dataset = load_avsobject(s4, "s4")
     write_predictions(tmp_path / "pred", dataset, perfect_then_empty(dataset))
     clip = dataset.split("test")[0]
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "pred" / clip.name / f"{clip.name}_0.png")
@@ -101,7 +101,7 @@ def test_pixel_rules(tmp_path):
 
 
 def test_cli_json_records_protocol_resolution_and_batch_size(s4, tmp_path, cli):
-    dataset = load_s4(s4)
+    dataset = load_avsobject(s4, "s4")
     write_predictions(tmp_path / "pred", dataset, perfect_then_empty(dataset))
     out = tmp_path / "s4.json"
     result = cli("eval", "--benchmark", "s4", "--data", s4, "--pred", tmp_path / "pred", "--json", out)
@@ -123,9 +123,8 @@ def test_cli_json_records_protocol_resolution_and_batch_size(s4, tmp_path, cli):
 
 def test_ms3_layout(tmp_path):
     root = generate_ms3(tmp_path / "data", 6, seed=1).root
-    from ovavss_cli.data.avsobject import load_ms3
 
-    dataset = load_ms3(root)
+    dataset = load_avsobject(root, "ms3")
     write_predictions(tmp_path / "pred", dataset, lambda clip, frame: dataset.read_mask(clip, frame))
     scores = evaluate_object(tmp_path / "data", "ms3", pred=tmp_path / "pred").scores
     assert scores.official_miou == pytest.approx(1.0) and scores.miou == pytest.approx(1.0)

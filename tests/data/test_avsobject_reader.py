@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovavss_cli.data.avsobject import find_object_roots, load_ms3, load_s4
+from ovavss_cli.data.avsobject import find_object_roots, load_avsobject
 from ovavss_cli.data.classes import class_id
 from ovavss_cli.data.synthetic import ClipSpec, generate_avss, generate_ms3, generate_s4
 from ovavss_cli.errors import OvavssError
@@ -33,7 +33,7 @@ def object_root(tmp_path_factory) -> Path:
 
 
 def test_s4_categories_paths_and_one_based_files(object_root):
-    dataset = load_s4(object_root)
+    dataset = load_avsobject(object_root, "s4")
     assert dataset.root == object_root / "Single-source"
     clip = dataset.clip("s4aaaaaaaaa_0")
     assert (clip.split, clip.category, clip.class_ids) == ("train", "playing_violin", (class_id("violin"),))
@@ -50,7 +50,7 @@ def test_s4_categories_paths_and_one_based_files(object_root):
 
 
 def test_s4_train_has_only_the_first_mask(object_root):
-    dataset = load_s4(object_root)
+    dataset = load_avsobject(object_root, "s4")
     train, test = dataset.clip("s4aaaaaaaaa_0"), dataset.clip("s4bbbbbbbbb_0")
     assert dataset.label_frames(train) == [0]
     assert sorted(p.name for p in dataset.mask_dir(train).iterdir()) == ["s4aaaaaaaaa_0_1.png"]
@@ -60,7 +60,7 @@ def test_s4_train_has_only_the_first_mask(object_root):
 
 
 def test_object_frames_sort_numerically(object_root):
-    dataset = load_s4(object_root)
+    dataset = load_avsobject(object_root, "s4")
     clip = dataset.clip("s4ccccccccc_0")
     assert [p.name for p in dataset.frame_paths(clip)] == [f"s4ccccccccc_0_{k}.png" for k in range(1, 13)]
     assert dataset.label_frames(clip) == list(range(12))
@@ -68,7 +68,7 @@ def test_object_frames_sort_numerically(object_root):
 
 
 def test_ms3_mp4_infix_and_no_split_level_for_frames(object_root):
-    dataset = load_ms3(object_root)
+    dataset = load_avsobject(object_root, "ms3")
     clip = dataset.clip("ms3aaaaaaaa_1")
     assert clip.class_ids == ()  # MS3 has no categories of its own
     frames = dataset.frame_paths(clip)
@@ -85,14 +85,14 @@ def test_ms3_mp4_infix_and_no_split_level_for_frames(object_root):
 
 def test_ms3_classes_from_avss_v1m_rows(object_root, tmp_path):
     generate_avss(tmp_path / "avss", MS3_SPECS)  # same uids as v1m rows
-    dataset = load_ms3(object_root / "Multi-sources", avss_root=tmp_path / "avss")
+    dataset = load_avsobject(object_root / "Multi-sources", "ms3", avss_root=tmp_path / "avss")
     assert dataset.clip("ms3aaaaaaaa_1").class_ids == tuple(sorted((class_id("guitar"), class_id("man"))))
     assert dataset.clip("ms3bbbbbbbb_2").class_ids == (class_id("piano"),)
     assert dataset.quirks == []
 
 
 def test_masks_are_binarised_with_greater_than_zero(object_root, tmp_path):
-    dataset = load_s4(object_root)
+    dataset = load_avsobject(object_root, "s4")
     clip = dataset.clip("s4bbbbbbbbb_0")
     expected = dataset.read_mask(clip, 2)
     values = np.where(expected, 1, 0).astype(np.uint8)  # 0/1 instead of 0/255, palette mode
@@ -103,7 +103,7 @@ def test_masks_are_binarised_with_greater_than_zero(object_root, tmp_path):
 
 
 def test_silent_distractor_is_drawn_but_not_masked(object_root):
-    dataset = load_s4(object_root)
+    dataset = load_avsobject(object_root, "s4")
     clip = dataset.clip("s4aaaaaaaaa_0")
     frame = dataset.read_frames(clip)[0].astype(int)
     mask = dataset.read_mask(clip, 0)
@@ -120,7 +120,7 @@ def test_roots_and_positional_columns(tmp_path):
     # A header without names: the official loaders' positions (0 = name, 2 = category, 3 = split) apply.
     lines = metadata.read_text().splitlines()
     metadata.write_text("\n".join(["c0,c1,c2,c3", *lines[1:]]) + "\n")
-    dataset = load_s4(root / "Single-source")
+    dataset = load_avsobject(root / "Single-source", "s4")
     assert [(c.name, c.category, c.split) for c in dataset.clips] == [
         ("s4aaaaaaaaa_0", "playing_violin", "train"),
         ("s4bbbbbbbbb_0", "lions_roaring", "test"),
@@ -131,10 +131,10 @@ def test_bad_object_roots(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "readme.txt").write_text("hi")
     with pytest.raises(OvavssError, match="no s4_meta_data.csv here or in Single-source/"):
-        load_s4(tmp_path / "x")
+        load_avsobject(tmp_path / "x", "s4")
     generate_ms3(tmp_path / "m", MS3_SPECS)
     metadata = tmp_path / "m" / "Multi-sources" / "ms3_meta_data.csv"
     metadata.write_text("name,split\nms3aaaaaaaa_1,trian\n")
     with pytest.raises(OvavssError, match="line 2: split 'trian'") as caught:
-        load_ms3(tmp_path / "m")
+        load_avsobject(tmp_path / "m", "ms3")
     assert str(caught.value).startswith(str(metadata))

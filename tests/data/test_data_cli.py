@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovavss_cli.data.avsobject import load_s4
+from ovavss_cli.data.avsobject import load_avsobject
 from ovavss_cli.data.classes import S4_CATEGORY_TO_CLASS, class_id
 from ovavss_cli.data.split import load_split
 from ovavss_cli.data.synthetic import ClipSpec, class_tone, generate_avss
@@ -117,6 +117,12 @@ def test_check_clean_and_problems(cli, tree, tmp_path, monkeypatch):
     _one_line_error(cli("check", bad, "--json", report), report, "already exists")
 
 
+def test_check_force_without_json_is_refused(cli, tree):
+    result = cli("check", tree, "--force")  # there is nothing for it to overwrite
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: --force: only with --json (the file it lets you overwrite)"
+
+
 def test_check_not_a_dataset(cli, tmp_path):
     (tmp_path / "a.txt").write_text("x")
     _one_line_error(cli("check", tmp_path), tmp_path, "not an AVSBench root")
@@ -142,7 +148,7 @@ def test_generate_data_graded_world(cli, tmp_path):
     """``--world graded`` (the bundled demo's world) reaches every clip: the clip's tone is its graded one."""
     result = cli("generate-data", tmp_path / "g", "--clips", "2", "--world", "graded", "--layout", "s4")
     assert result.exit_code == 0, result.output
-    dataset = load_s4(tmp_path / "g" / "Single-source")
+    dataset = load_avsobject(tmp_path / "g" / "Single-source", "s4")
     clip = dataset.clips[0]
     with wave.open(str(dataset.audio_path(clip))) as audio:
         rate, waveform = audio.getframerate(), np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2")

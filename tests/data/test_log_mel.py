@@ -16,7 +16,6 @@ from ovavss_cli.data.audio import (
     DEFAULT_LOG_MEL,
     SILENCE_LOG_MEL,
     LogMelConfig,
-    example_index_for_frame,
     hertz_to_mel,
     log_mel_examples,
     log_mel_examples_at,
@@ -179,14 +178,6 @@ def test_centred_windows_follow_the_timestamp():
     assert torch.all(before == torch.tensor(SILENCE_LOG_MEL, dtype=torch.float32))
     assert after.max() > 0
     assert log_mel_examples_at(waveform, RATE, []).shape == (0, 1, 96, 64)
-
-
-def test_frame_k_uses_example_k():
-    assert [example_index_for_frame(k) for k in range(10)] == list(range(10))
-    assert example_index_for_frame(4, num_examples=5) == 4
-    for bad in (-1, 10):
-        with pytest.raises(ValueError, match="no audio example"):
-            example_index_for_frame(bad)
 
 
 def test_config_rejects_impossible_mel_bands():

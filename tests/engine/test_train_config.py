@@ -91,6 +91,25 @@ def test_resume_reads_the_saved_config_from_the_run_folder(tmp_path):
     assert command_config({"out": str(tmp_path), "max_steps": 5000}, resume=True).max_steps == 5000
 
 
+def test_train_options_that_would_do_nothing_are_refused(cli, tmp_path):
+    run = ("train", "--data", tmp_path / "d", "--split", tmp_path / "s.json", "--preset", "tiny", "-o", tmp_path / "r")
+    cases = {
+        ("--val-clips", "3"): "--val-clips: only with --val-every N (this run never validates)",
+        ("--init-mode", "full"): "--init-mode: only with a Mask2Former --init (.pkl)",
+        ("--init", tmp_path / "ours.safetensors", "--init-mode", "full"): "--init-mode: only with a Mask2Former --init",
+    }
+    for extra, message in cases.items():
+        result = cli(*run, *extra)  # refused from the command line alone: nothing is read or written
+        assert result.exit_code == 1 and result.stderr.strip().startswith(f"error: {message}"), result.output
+    assert list(tmp_path.iterdir()) == []
+    saved = new_config({"data": "d", "split": "s", "preset": "tiny", "out": str(tmp_path / "r")})
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(config_json(saved))
+    with pytest.raises(OvavssError, match="--val-clips: only with --val-every"):  # resumed runs too
+        command_config({"out": str(tmp_path / "r"), "val_clips": 2}, resume=True)
+    assert command_config({"out": str(tmp_path / "r"), "val_clips": 2, "val_every": 5}, resume=True).val_clips == 2
+
+
 def _state(model: torch.nn.Module, step: int) -> TrainingState:
     optimizer = build_optimizer(model)
     scheduler = build_lr_scheduler(optimizer)

@@ -207,6 +207,8 @@ def test_options_of_the_other_benchmark_are_refused(cli, avss_root, tiny_weights
     assert "--batch-size: only for --benchmark s4 / ms3" in one_line(batch)
     threshold = cli("probe-audio", avss_root, "--weights", tiny_weights, "--benchmark", "s4", "--threshold", "0.5")
     assert "--threshold: only for --benchmark avsbench-ov" in one_line(threshold)
+    force = cli("probe-audio", avss_root, "--weights", tiny_weights, "--force")
+    assert "--force: only with --json / --chart" in one_line(force)
 
 
 def test_too_small_for_misaligned_is_one_line(cli, tiny_weights, tmp_path):

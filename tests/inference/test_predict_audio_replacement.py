@@ -88,6 +88,14 @@ def test_noise_is_seeded_white_noise_at_the_documented_level(clip, tmp_path):
     assert rms(overlay[16000:80000]) == pytest.approx(NOISE_RMS, rel=0.2)  # AAC is lossy
 
 
+def test_allow_silent_with_audio_is_refused(cli, clip, tmp_path):
+    # --audio gives every video a sound track, so --allow-silent could never act.
+    out = tmp_path / "out"
+    result = cli("predict", clip, "--vocab", "dog", "--audio", "silence", "--allow-silent", "--out", out)
+    assert result.exit_code == 1 and result.stderr.strip().startswith("error: --allow-silent: not with --audio (")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("problem", ["missing", "no-audio-stream", "not-media"])
 def test_bad_audio_file_is_one_line_and_writes_nothing(cli, clip, tmp_path, problem):
     audio = tmp_path / "bad"

@@ -273,6 +273,8 @@ def test_options_that_would_do_nothing_are_refused(cli, tree, tmp_path, perfect)
     assert_one_line_error(model_options, "--device, --precision: only with --weights")
     missing = cli("eval", "--data", tree, "--weights", "tiny-demo", "--allow-missing", "--json", tmp_path / "o.json")
     assert_one_line_error(missing, "--allow-missing: only with --pred")
+    force = cli("eval", "--data", tree, "--pred", pred, "--force")  # --force only ever overwrites --json
+    assert_one_line_error(force, "--force: only with --json")
     assert not (tmp_path / "o.json").exists()
 
 

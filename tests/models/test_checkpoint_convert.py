@@ -579,6 +579,21 @@ def test_convert_vggish(cli, tmp_path):
     _one_line_error(result, "1 unmapped source keys (e.g. features.99.weight")
 
 
+def test_convert_refuses_options_the_source_kind_does_not_use(cli, tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "vggish-tiny.pth"
+    torch.save(build_vggish(TINY_VGGISH).state_dict(), src)
+    out = tmp_path / "o.safetensors"
+    result = cli("convert", src, "--out", out, "--preset", TINY, "--vggish", src)
+    _one_line_error(result, "vggish-tiny.pth: --vggish: the source is VGGish weights itself")
+    result = cli("convert", src, "--out", out, "--preset", TINY, "--init-mode", "full")
+    _one_line_error(result, "--init-mode: only for a Mask2Former checkpoint (this is vggish)")
+    dummy = _save_pth(tmp_path / "ref.pth", {"w": torch.zeros(1)})
+    result = cli("convert", dummy, "--out", out, "--kind", "ovavss", "--init-mode", "reference")
+    _one_line_error(result, "--init-mode: only for a Mask2Former checkpoint (this is ovavss)")
+    assert _files(tmp_path) == {"vggish-tiny.pth", "ref.pth"}
+
+
 def test_convert_full_size_vggish(cli, tmp_path):
     torch.manual_seed(0)
     state = build_vggish(VGGishConfig()).state_dict()

@@ -12,12 +12,11 @@ import huggingface_hub.constants
 import pytest
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 
 from ovavss_cli.errors import OvavssError
 from ovavss_cli.models.ovavss.open_vocab import (
+    OpenVocabClassifier,
     OpenVocabConfig,
-    build_open_vocab,
     crop_masked_regions,
     locate_mask_crops,
     mask_bounding_boxes,
@@ -43,7 +42,7 @@ TINY_CLIP = {
 def tiny_classifier(seed: int = 0, cache: TextEmbeddingCache | None = None, **options):
     torch.manual_seed(seed)
     config = OpenVocabConfig(image_size=TINY_SIZE, clip_architecture=TINY_CLIP, **options)
-    return build_open_vocab(config, cache if cache is not None else TextEmbeddingCache(use_disk=False))
+    return OpenVocabClassifier(config, cache if cache is not None else TextEmbeddingCache(use_disk=False)).eval()
 
 
 def logits_from_masks(masks: torch.Tensor) -> torch.Tensor:
@@ -213,14 +212,6 @@ def test_forward_with_vocab_of_one_and_with_no_valid_mask():
     assert empty.crop_logits.shape == (0, 2) and empty.class_probs.shape == (0, 2) and len(empty.query_ids) == 0
 
 
-def test_forward_shows_progress_tasks_and_removes_them():
-    model = tiny_classifier()
-    frames, mask_logits = _clip_inputs()
-    with Progress(disable=True) as progress:
-        model(frames, mask_logits, (32, 32), ["dog", "cat"], progress=progress)
-        assert progress.tasks == []
-
-
 @pytest.mark.parametrize(
     ("vocab", "message"),
     [([], "no class names"), (["dog", " "], "blank"), (["dog", "dog"], "twice"), (["word " * 80], "too long")],
@@ -244,7 +235,7 @@ def test_missing_pretrained_clip_offline_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(OvavssError, match="openai"):
-        build_open_vocab(OpenVocabConfig(image_size=TINY_SIZE, clip_architecture=TINY_CLIP, pretrained="openai"))
+        OpenVocabClassifier(OpenVocabConfig(image_size=TINY_SIZE, clip_architecture=TINY_CLIP, pretrained="openai"))
 
 
 def test_state_dict_is_clip_only_frozen_and_stays_eval():

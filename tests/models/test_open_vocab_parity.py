@@ -17,7 +17,6 @@ from reference_weights import reference_state_dict
 from ovavss_cli.models.keymap import map_reference_key
 from ovavss_cli.models.ovavss.open_vocab import (
     OpenVocabClassifier,
-    build_open_vocab,
     crop_masked_regions,
     locate_mask_crops,
     query_class_probs,
@@ -46,7 +45,7 @@ def fixture_data(reference_fixture: Path) -> dict:
 @pytest.fixture(scope="module")
 def classifier(reference_fixture: Path) -> OpenVocabClassifier:
     """The reference's CLIP with the fixture's weights, loaded under our key names (strict)."""
-    model = build_open_vocab(text_cache=TextEmbeddingCache(use_disk=False))
+    model = OpenVocabClassifier(text_cache=TextEmbeddingCache(use_disk=False)).eval()
     weights = {}
     for key, value in reference_state_dict(reference_fixture, [CLIP_PREFIX]).items():
         ours = map_reference_key(key)

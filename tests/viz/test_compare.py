@@ -74,3 +74,12 @@ def test_cli_visualize_dataset(cli, dataset, tmp_path):
         "visualize", tmp_path / "pred", "--data", dataset.root, "--clip", dataset.clips[0].uid, "-o", out, "--force"
     )
     assert only.exit_code == 0 and [p.name for p in out.iterdir()] == [f"{dataset.clips[0].uid}.jpg"]
+
+
+def test_cli_visualize_refuses_the_options_of_the_other_drawing(cli, dataset, tmp_path):
+    # --clip picks clips of a --data comparison; --video re-decodes a predict output: each alone does nothing.
+    clip = cli("visualize", tmp_path / "pred", "--clip", dataset.clips[0].uid)
+    assert clip.exit_code == 1 and clip.stderr.strip().startswith("error: --clip: only with --data")
+    video = cli("visualize", tmp_path / "pred", "--data", dataset.root, "--video", tmp_path / "walk.mp4")
+    assert video.exit_code == 1 and video.stderr.strip().startswith("error: --video: only without --data")
+    assert not (tmp_path / "pred_viz").exists()

@@ -26,7 +26,6 @@ from typing import Any
 import open_clip
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
@@ -328,9 +327,7 @@ class OpenVocabClassifier(nn.Module):
                 raise OvavssError(f"vocabulary: class name {name!r} is too long for CLIP's {context}-token prompts")
         return torch.stack([self.tokenizer([template.format(name) for name in names]) for template in self.templates])
 
-    def encode_names(
-        self, names: Sequence[str], progress: Progress | None = None, template_ids: Tensor | None = None
-    ) -> Tensor:
+    def encode_names(self, names: Sequence[str], template_ids: Tensor | None = None) -> Tensor:
         """(N, D) float32: per template L2-normalised CLIP text embeddings, averaged, L2-normalised again.
 
         ``template_ids`` averages over those templates only (CLIP fitting samples a few per step).
@@ -339,19 +336,14 @@ class OpenVocabClassifier(nn.Module):
         if template_ids is not None:
             tokens = tokens[template_ids.to(self.device)]
         prompts = tokens.flatten(0, 1)  # (P·N, C): few large batches are much faster than one per template
-        task = progress.add_task("CLIP text prompts", total=len(prompts)) if progress is not None else None
-        embeddings = []
-        for chunk in prompts.split(_TEXT_BATCH_SIZE):
-            embeddings.append(F.normalize(self.clip.encode_text(chunk).float(), dim=-1))
-            if progress is not None:
-                progress.advance(task, len(chunk))
-        if progress is not None:
-            progress.remove_task(task)
+        embeddings = [
+            F.normalize(self.clip.encode_text(chunk).float(), dim=-1) for chunk in prompts.split(_TEXT_BATCH_SIZE)
+        ]
         per_template = torch.cat(embeddings).view(*tokens.shape[:2], -1)  # (P, N, D)
         return F.normalize(per_template.mean(dim=0), dim=-1)
 
     @torch.inference_mode()
-    def text_embeddings(self, vocab: Sequence[str], progress: Progress | None = None) -> Tensor:
+    def text_embeddings(self, vocab: Sequence[str]) -> Tensor:
         """(V, D) float32 text embeddings of the vocabulary, from the cache where possible.
 
         Always computed in fp32 (autocast off), so a cached vector does not depend on the precision mode.
@@ -363,7 +355,7 @@ class OpenVocabClassifier(nn.Module):
         missing = [index for index, key in enumerate(keys) if found[key] is None]
         if missing:
             with torch.autocast(self.device.type, enabled=False):
-                encoded = self.encode_names([vocab[index] for index in missing], progress)
+                encoded = self.encode_names([vocab[index] for index in missing])
             description = {"clip_model": self.config.clip_model, "templates": self.config.templates}
             for index, embedding in zip(missing, encoded, strict=True):
                 self.text_cache.put(keys[index], embedding, {**description, "name": vocab[index]})
@@ -385,7 +377,6 @@ class OpenVocabClassifier(nn.Module):
         padded_size: tuple[int, int],
         vocab: Sequence[str],
         pred_logits: Tensor | None = None,
-        progress: Progress | None = None,
         clip_queries: int | None = None,
     ) -> OpenVocabOutput:
         """Score one clip's masks against a vocabulary.
@@ -393,13 +384,12 @@ class OpenVocabClassifier(nn.Module):
         frames (T, 3, H, W): the unpadded model-input frames, RGB 0..255 (uint8 or float).
         mask_logits (Q, T, h, w): decoder masks for the padded input of ``padded_size`` (Hpad, Wpad).
         pred_logits (Q, 2): decoder class logits; needed only by the fast mode and ``min_sounding_score``.
-        progress: a caller's rich Progress to show the CLIP crops on (a task is added, then removed).
         clip_queries: the fast mode, off (None) by default: only that many queries, the ones with the
         highest learned sounding score ``softmax(pred_logits)[:, 0]``, are sent to CLIP (the reference
         sends all of them); ``bench/clip_latency.py`` measures what it costs.
         """
         check_clip_queries(clip_queries)
-        text = self.text_embeddings(vocab, progress)  # (V, D)
+        text = self.text_embeddings(vocab)  # (V, D)
         candidates = None
         if clip_queries is not None or self.config.min_sounding_score is not None:
             if pred_logits is None:
@@ -411,7 +401,6 @@ class OpenVocabClassifier(nn.Module):
         frames = frames.to(self.device, torch.float32)
         fill = 255.0 * self.clip_mean.view(3) if self.config.crop_fill == "clip-mean" else None
         num_crops = len(crops.crop_ids)
-        task = progress.add_task("CLIP mask crops", total=num_crops) if progress is not None else None
         crop_logits = []
         for start in range(0, num_crops, self.config.crop_batch_size):
             chunk = slice(start, start + self.config.crop_batch_size)
@@ -421,17 +410,6 @@ class OpenVocabClassifier(nn.Module):
             features = self.encode_crops(regions)  # (n, D) float32, under the caller's autocast
             with torch.autocast(self.device.type, enabled=False):  # similarities in fp32 even under autocast
                 crop_logits.append(self.config.logit_scale * features @ text.T)
-            if progress is not None:
-                progress.advance(task, len(regions))
-        if progress is not None:
-            progress.remove_task(task)
         crop_logits = torch.cat(crop_logits) if crop_logits else text.new_zeros(0, len(vocab))
         query_ids, class_probs = query_class_probs(crop_logits, crops.crop_ids[:, 1])
         return OpenVocabOutput(crops.valid, crops.crop_ids, crop_logits, query_ids, class_probs)
-
-
-def build_open_vocab(
-    config: OpenVocabConfig | None = None, text_cache: TextEmbeddingCache | None = None
-) -> OpenVocabClassifier:
-    """An :class:`OpenVocabClassifier` (frozen, eval mode)."""
-    return OpenVocabClassifier(config, text_cache).eval()
