@@ -88,7 +88,7 @@ def read_init_state(path: Path, preset: str, run_dir: Path, init_mode: str | Non
 
 
 def read_avsc_init(
-    path: Path, model: AVSC, run_dir: Path, init_mode: str = "reference"
+    path: Path, model: AVSC, run_dir: Path, init_mode: str | None = None
 ) -> tuple[dict[str, Tensor], list[str]]:
     """``--init`` weights that fit AVSC: an AVSC model checkpoint (e.g. S4-trained, to start MS3 from), or what
     OV-AVSS's ``--init`` accepts (a Mask2Former .pkl, converted into the run folder; our ``init``/``model`` files).
