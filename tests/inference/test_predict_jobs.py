@@ -122,7 +122,7 @@ def test_a_killed_run_resumes_to_the_outputs_of_an_uninterrupted_one(cli, tmp_pa
     assert again.exit_code == 1 and "'threshold' differs" in again.stderr
 
 
-def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_the_umask(tmp_path):
+def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_the_umask(cli, tmp_path):
     folder = _folder(tmp_path, count=1)
     make_audio_with_cover(folder / "song.mp3")
     make_still_image(folder / "photo.jpg")
@@ -139,8 +139,8 @@ def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_
     for name in ("overlay.mp4", "predictions.json", "masks/00000.png"):
         assert stat.S_IMODE((output / name).stat().st_mode) == 0o644, name
 
-    alone = _run([folder / "song.mp3"])
-    assert alone.returncode == 1 and alone.stderr.strip().splitlines()[-1].endswith("is an audio file (no video stream to segment)")
+    alone = _run_here(cli, [folder / "song.mp3"])
+    assert alone.exit_code == 1 and alone.stderr.strip().splitlines()[-1].endswith("is an audio file (no video stream to segment)")
 
 
 def test_an_existing_job_report_is_kept_unless_resuming_or_forced(cli, tmp_path):
