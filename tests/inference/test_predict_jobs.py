@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from media_testkit import make_audio_with_cover, make_still_image, make_video
 
 from ovavss_cli.data.prefetch import decode_ahead
@@ -36,6 +37,17 @@ def _run(args: list, processes: int = 1, **kwargs) -> subprocess.CompletedProces
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     command = [*launcher, *PREDICT, *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600, check=False, **kwargs)
+
+
+def _run_here(cli, args: list):
+    """One process, in this one (no interpreter and model start-up), on one CPU thread as each subprocess
+    gets (``OMP_NUM_THREADS=1``), so that both sides do the same arithmetic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return cli(*PREDICT[2:], *args)  # "predict", the model and vocabulary options
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -67,10 +79,10 @@ def test_decode_ahead_keeps_order_and_raises_where_the_error_happened():
     assert list(decode_ahead(iter(range(3)), depth=0)) == [0, 1, 2]
 
 
-def test_two_processes_write_the_files_one_process_writes(tmp_path):
+def test_two_processes_write_the_files_one_process_writes(cli, tmp_path):
     folder = _folder(tmp_path)
-    single = _run([folder, "--out", tmp_path / "one"])
-    assert single.returncode == 0, single.stderr[-3000:]
+    single = _run_here(cli, [folder, "--out", tmp_path / "one"])
+    assert single.exit_code == 0, single.output[-3000:]
     double = _run([folder, "--out", tmp_path / "two"], processes=2)
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
@@ -82,10 +94,10 @@ def test_two_processes_write_the_files_one_process_writes(tmp_path):
     assert [Path(record["input"]).name for record in report["inputs"]] == ["clip0.mp4", "clip1.mp4", "clip2.mp4"]
 
 
-def test_a_killed_run_resumes_to_the_outputs_of_an_uninterrupted_one(tmp_path):
+def test_a_killed_run_resumes_to_the_outputs_of_an_uninterrupted_one(cli, tmp_path):
     folder = _folder(tmp_path, count=4)
-    reference = _run([folder, "--out", tmp_path / "reference", "--no-video"])
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    reference = _run_here(cli, [folder, "--out", tmp_path / "reference", "--no-video"])
+    assert reference.exit_code == 0, reference.output[-3000:]
 
     out = tmp_path / "out"
     command = [sys.executable, *PREDICT, str(folder), "--out", str(out), "--no-video"]
@@ -106,11 +118,11 @@ def test_a_killed_run_resumes_to_the_outputs_of_an_uninterrupted_one(tmp_path):
     assert statuses["clip0.mp4"] == "skipped" and statuses["clip3.mp4"] == "done"
 
     # A finished output made with other options is not taken for this job's.
-    again = _run([folder, "--out", out, "--no-video", "--resume", "--threshold", "0.5"])
-    assert again.returncode == 1 and "'threshold' differs" in again.stderr
+    again = _run_here(cli, [folder, "--out", out, "--no-video", "--resume", "--threshold", "0.5"])
+    assert again.exit_code == 1 and "'threshold' differs" in again.stderr
 
 
-def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_the_umask(tmp_path):
+def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_the_umask(cli, tmp_path):
     folder = _folder(tmp_path, count=1)
     make_audio_with_cover(folder / "song.mp3")
     make_still_image(folder / "photo.jpg")
@@ -127,8 +139,8 @@ def test_audio_files_and_still_images_are_skipped_in_folders_and_outputs_follow_
     for name in ("overlay.mp4", "predictions.json", "masks/00000.png"):
         assert stat.S_IMODE((output / name).stat().st_mode) == 0o644, name
 
-    alone = _run([folder / "song.mp3"])
-    assert alone.returncode == 1 and alone.stderr.strip().splitlines()[-1].endswith("is an audio file (no video stream to segment)")
+    alone = _run_here(cli, [folder / "song.mp3"])
+    assert alone.exit_code == 1 and alone.stderr.strip().splitlines()[-1].endswith("is an audio file (no video stream to segment)")
 
 
 def test_an_existing_job_report_is_kept_unless_resuming_or_forced(cli, tmp_path):
