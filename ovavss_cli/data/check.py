@@ -385,7 +385,7 @@ FINDINGS_SHOWN = 8
 
 def print_report(report: CheckReport) -> None:
     """Counts table, then one table per severity listing each kind with its first findings."""
-    console, max_items = Console(), FINDINGS_SHOWN
+    console = Console()
     counts = Table(title=f"{report.root} ({report.layout})")
     for column in ("subset" if report.layout == "avss" else "task", "split", "clips", "frames", "annotated frames"):
         counts.add_column(column, justify="right" if column in ("clips", "frames", "annotated frames") else "left")
@@ -398,10 +398,10 @@ def print_report(report: CheckReport) -> None:
         table = Table(title=title, show_lines=True)
         table.add_column("kind")
         table.add_column("count", justify="right")
-        table.add_column(f"first {max_items}", overflow="fold")
+        table.add_column(f"first {FINDINGS_SHOWN}", overflow="fold")
         for kind, items in _group(findings).items():
-            shown = "\n".join(": ".join(part for part in (f.path, f.detail) if part) for f in items[:max_items])
-            more = f"\n... and {len(items) - max_items} more" if len(items) > max_items else ""
+            shown = "\n".join(": ".join(part for part in (f.path, f.detail) if part) for f in items[:FINDINGS_SHOWN])
+            more = f"\n... and {len(items) - FINDINGS_SHOWN} more" if len(items) > FINDINGS_SHOWN else ""
             table.add_row(f"{kind}\n[dim]{KINDS[kind]}[/dim]", str(len(items)), shown + more)
         console.print(table)
     decoded = f"{report.labels_decoded} label files decoded" + (
