@@ -87,9 +87,7 @@ def _filter_table(spec: SincFilter) -> torch.Tensor:
     return spec.rolloff * torch.sinc(spec.rolloff * position) * window
 
 
-def _resample_tensor(
-    waveform: torch.Tensor, rate: int, target_rate: int, spec: SincFilter = KAISER_BEST
-) -> torch.Tensor:
+def _resample_tensor(waveform: torch.Tensor, rate: int, target_rate: int) -> torch.Tensor:
     """Band-limited resampling of a 1-D float64 tensor, computed as resampy computes it.
 
     Output t sits at input time t * rate / target_rate; each side sums the neighbouring inputs times the
@@ -104,10 +102,10 @@ def _resample_tensor(
         return waveform
     ratio = target_rate / rate
     scale = min(1.0, ratio)
-    table = _filter_table(spec) * (ratio if ratio < 1 else 1.0)  # downsampling: the filter's gain is the ratio
+    table = _filter_table(KAISER_BEST) * (ratio if ratio < 1 else 1.0)  # downsampling: the filter's gain is the ratio
     delta = torch.diff(table, append=table[-1:])
     table_size = table.numel()
-    step = int(scale * spec.precision)
+    step = int(scale * KAISER_BEST.precision)
     taps = torch.arange(table_size // step + 1)  # the most taps one wing can have
     width = taps.numel()
     period_in, phases = rate // math.gcd(rate, target_rate), target_rate // math.gcd(rate, target_rate)
@@ -117,7 +115,7 @@ def _resample_tensor(
     left_frac = scale * (time - base)
     wings = []
     for frac in (left_frac, scale - left_frac):  # left wing: inputs base, base-1, ...; right: base+1, ...
-        index_frac = frac * spec.precision
+        index_frac = frac * KAISER_BEST.precision
         offset = index_frac.long()
         eta = index_frac - offset
         entry = (offset[:, None] + taps * step).clamp(max=table_size - 1)  # (phases, width) table positions
@@ -327,30 +325,26 @@ def log_mel_examples_at(
     waveform: np.ndarray | torch.Tensor,
     sample_rate: int,
     centers_s: Sequence[float],
-    *,
-    config: LogMelConfig = DEFAULT_LOG_MEL,
 ) -> torch.Tensor:
     """One (1, 96, 64) example per timestamp, its 0.975-s window centred on it -> (T, 1, 96, 64) float32.
 
     For arbitrary videos: each sampled frame is paired with the audio around its own timestamp. The
-    window holds ``config.example_samples`` (15,600) samples from round(center * rate) - 7,800. Where it
+    window holds ``DEFAULT_LOG_MEL.example_samples`` (15,600) samples from round(center * rate) - 7,800. Where it
     reaches past either end of the waveform it reads digital silence (zeros in the waveform, so fully
     outside frames are ``SILENCE_LOG_MEL``, not the reference's log-mel zero padding). AVSBench's
     example k is exactly the window centred at ``(k * 15360 + 7800) / 16000`` = 0.96 k + 0.4875 s.
     """
-    wave = _as_waveform(waveform, sample_rate, config)
-    span = config.example_samples
+    wave = _as_waveform(waveform, sample_rate, DEFAULT_LOG_MEL)
+    span = DEFAULT_LOG_MEL.example_samples
     starts = torch.tensor(
-        [math.floor(center * config.sample_rate + 0.5) - span // 2 for center in centers_s], dtype=torch.long
+        [math.floor(center * DEFAULT_LOG_MEL.sample_rate + 0.5) - span // 2 for center in centers_s], dtype=torch.long
     )
     if starts.numel() == 0:
-        return torch.zeros(0, 1, config.example_frames, config.num_mel_bins)
+        return torch.zeros(0, 1, DEFAULT_LOG_MEL.example_frames, DEFAULT_LOG_MEL.num_mel_bins)
     left = max(0, -int(starts.min()))
     right = max(0, int(starts.max()) + span - wave.numel())
     padded = torch.nn.functional.pad(wave, (left, right))
     segments = padded[(starts + left)[:, None] + torch.arange(span)]  # (T, 15600)
-    frames = segments.unfold(1, config.window_length, config.hop_length)  # (T, 96, 400)
-    log_mel = _frames_to_log_mel(frames.reshape(-1, config.window_length), config)
-    return log_mel.view(-1, 1, config.example_frames, config.num_mel_bins).float()
-
-
+    frames = segments.unfold(1, DEFAULT_LOG_MEL.window_length, DEFAULT_LOG_MEL.hop_length)  # (T, 96, 400)
+    log_mel = _frames_to_log_mel(frames.reshape(-1, DEFAULT_LOG_MEL.window_length), DEFAULT_LOG_MEL)
+    return log_mel.view(-1, 1, DEFAULT_LOG_MEL.example_frames, DEFAULT_LOG_MEL.num_mel_bins).float()

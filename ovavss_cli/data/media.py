@@ -306,10 +306,10 @@ class StreamingResampler:
     #: kaiser_best uses 50, widened by 1/rolloff); the context is sized from it, with room to spare.
     KERNEL_ZERO_CROSSINGS = 128
 
-    def __init__(self, rate: int, target_rate: int = TARGET_RATE, chunk_seconds: float = 5.0):
-        common = math.gcd(rate, target_rate)
-        self.rate, self.target_rate = rate, target_rate
-        self._step_in, self._step_out = rate // common, target_rate // common
+    def __init__(self, rate: int, chunk_seconds: float = 5.0):
+        common = math.gcd(rate, TARGET_RATE)
+        self.rate = rate
+        self._step_in, self._step_out = rate // common, TARGET_RATE // common
         width = math.ceil(self.KERNEL_ZERO_CROSSINGS * self._step_in / min(self._step_in, self._step_out))
         self._context = self._align(width + self._step_in)
         self._chunk = max(self._step_in, self._align(int(chunk_seconds * rate)))
@@ -338,7 +338,7 @@ class StreamingResampler:
         seg_start = max(self._pending_start, self._done - self._context)
         seg_end = min(self._received, upto + self._context)
         segment = self._pending[seg_start - self._pending_start : seg_end - self._pending_start]
-        output = resample(segment, self.rate, self.target_rate)
+        output = resample(segment, self.rate, TARGET_RATE)
         first = (self._done - seg_start) // self._step_in * self._step_out
         last = len(output) if upto == self._received else (upto - seg_start) // self._step_in * self._step_out
         self._done = upto

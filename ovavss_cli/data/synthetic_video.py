@@ -16,40 +16,36 @@ import numpy as np
 from ..atomic import atomic_path
 from .synthetic import ClipSpec, _clip_rng, clip_audio, render_clip
 
+FPS = 10
+SIZE = (240, 320)  # (H, W)
+SAMPLE_RATE = 44100  # stereo, as a phone records it: predict must resample and down-mix
 
-def write_synthetic_video(
-    path: str | Path,
-    spec: ClipSpec,
-    *,
-    fps: int = 10,
-    size: tuple[int, int] = (240, 320),
-    seed: int = 0,
-    sample_rate: int = 44100,
-) -> Path:
+
+def write_synthetic_video(path: str | Path, spec: ClipSpec, *, seed: int = 0) -> Path:
     """Render ``spec`` (one frame and schedule entry per second, ``spec.num_frames`` seconds) to an MP4.
 
     The generator draws one frame per second (its objects drift by under a pixel a second), each
-    shown for a second at ``fps``; the audio is the generator's mix of the sounding classes' tones,
-    in stereo. Written atomically.
+    repeated for a second of ``FPS`` frames; the audio is the generator's mix of the sounding classes'
+    tones, in stereo. Written atomically.
     """
-    frames, _ = render_clip(spec, size, _clip_rng(seed, spec.uid))
-    frames = np.repeat(frames, fps, axis=0)  # (seconds * fps, H, W, 3)
-    audio = clip_audio(spec, sample_rate, 2, _clip_rng(seed, spec.uid)).astype(np.float32) / 32767.0
-    height, width = size
+    frames, _ = render_clip(spec, SIZE, _clip_rng(seed, spec.uid))
+    frames = np.repeat(frames, FPS, axis=0)  # (seconds * FPS, H, W, 3)
+    audio = clip_audio(spec, SAMPLE_RATE, 2, _clip_rng(seed, spec.uid)).astype(np.float32) / 32767.0
+    height, width = SIZE
     with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
-        video = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        video = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=FPS)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = container.add_stream("aac", rate=sample_rate)
+        sound = container.add_stream("aac", rate=SAMPLE_RATE)
         sound.layout = "stereo"
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
+            frame.pts, frame.time_base = index, Fraction(1, FPS)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         for start in range(0, len(audio), 1024):
             chunk = np.ascontiguousarray(audio[start : start + 1024].T)  # (2, n) planar
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
+            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
             container.mux(sound.encode(frame))
         container.mux(sound.encode(None))
     return Path(path)

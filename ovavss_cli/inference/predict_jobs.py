@@ -37,7 +37,7 @@ from ..device import resolve_device
 from ..engine.distributed import ProcessInfo, broadcast_object
 from ..errors import OvavssError
 from ..hub import DEFAULT_WEIGHTS
-from ..models.run_options import check_clip_queries, resolve_precision
+from ..models.run_options import check_clip_queries, check_fast_mode, resolve_precision
 from ..version import __version__
 from .predictor import VideoPredictor
 from .sharding import JobProgress, balanced_shards, gather_to_main, sharded_processes
@@ -302,12 +302,24 @@ class PredictOptions:
     report: Path | None = None  # the job report (default for several inputs: predict_jobs.report_path)
 
 
+def refuse_fast_mode_without_clip(weights: str, clip_queries: int) -> None:
+    """``--clip-queries`` with AVSC weights fails before the model loads, where the weights' family is known
+    without loading (a registry name, a local file); an ``hf://`` id is refused at its first window."""
+    from ..models.api import family_of_weights
+
+    family = family_of_weights(weights)
+    if family is not None:
+        check_fast_mode(family.model_class, clip_queries)
+
+
 def run_predict(inputs: Sequence[Path], options: PredictOptions) -> PredictReport:
     """``ovavss predict``: load the model once, then predict every input (this rank's share under torchrun);
     failures are collected, not fatal, and listed in the job report."""
     vocab = parse_vocab(options.vocab)
     resolve_precision(options.precision, resolve_device(options.device))  # a bad value fails before any work
     check_clip_queries(options.clip_queries)
+    if options.clip_queries is not None:
+        refuse_fast_mode_without_clip(options.weights or DEFAULT_WEIGHTS, options.clip_queries)
     if options.allow_silent and options.audio is not None:
         raise OvavssError("--allow-silent: not with --audio (every video is run on the --audio sound instead)")
     audio = load_replacement(options.audio) if options.audio is not None else None  # a bad file fails first

@@ -28,10 +28,8 @@ import numpy as np
 import torch
 
 from ..data.classes import BASE_IDS, NOVEL_IDS, NUM_LABELS
+from .object import F_BETA2  # AVSS's F-score weights precision over recall as S4 / MS3's does
 from .running_sum import RunningSum
-
-#: beta^2 of the AVSBench F-score (precision weighted over recall).
-F_BETA2 = 0.3
 
 
 def _histc_label_to_bin(num_labels: int) -> np.ndarray:
@@ -153,7 +151,7 @@ class FrameBinScores:
     occurs: np.ndarray
 
 
-def avss_frame_scores(gt: np.ndarray, pred: np.ndarray, beta2: float = F_BETA2) -> FrameBinScores:
+def avss_frame_scores(gt: np.ndarray, pred: np.ndarray) -> FrameBinScores:
     """Per-frame, per-bin IoU and F of the reference ``_batch_miou_fscore`` (spec §9.3)."""
     gt, pred = _check_pair(gt, pred)
     # Step 1 of the reference: predictions on GT-background pixels are discarded.
@@ -169,7 +167,7 @@ def avss_frame_scores(gt: np.ndarray, pred: np.ndarray, beta2: float = F_BETA2) 
     precision = _safe_ratio(area_inter, area_pred)
     recall = _safe_ratio(area_inter, area_gt)
     # F is NaN -> 0 in the reference exactly when the intersection is empty.
-    fscore = _safe_ratio((1 + beta2) * precision * recall, beta2 * precision + recall)
+    fscore = _safe_ratio((1 + F_BETA2) * precision * recall, F_BETA2 * precision + recall)
     return FrameBinScores(iou=iou, fscore=fscore, occurs=area_union > 0)
 
 

@@ -29,7 +29,8 @@ import torch
 
 from .running_sum import RunningSum
 
-#: beta^2 of the F-measure (precision weighted over recall), as in salient-object detection.
+#: beta^2 of the AVSBench F-measure (precision weighted over recall), as in salient-object detection;
+#: S4 / MS3 and AVSS use it alike.
 F_BETA2 = 0.3
 #: The official F-measure thresholds (float32: the last one rounds to exactly 1.0).
 OFFICIAL_THRESHOLDS = torch.linspace(0, 1 - 1e-10, 255)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,12 @@ import torch
 from ..config_json import from_dict, to_dict
 from ..device import resolve_device
 from ..errors import OvavssError
-from ..hub import load_registry, resolve_weights
+from ..hub import HF_SCHEME, load_registry, resolve_weights
 from .avsc.config import PRESETS as AVSC_PRESETS
 from .avsc.config import AVSCConfig
 from .avsc.config import upgrade_config_dict as upgrade_avsc_config_dict
 from .avsc.model import AVSC
-from .checkpoint import Checkpoint, load_state, read_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_state, read_checkpoint, read_metadata, save_checkpoint
 from .interface import ModelFamily, SegmentationModel
 from .ovavss.config import PRESETS as OVAVSS_PRESETS
 from .ovavss.config import OVAVSSConfig
@@ -56,6 +57,19 @@ def family_of(config_or_architecture: Any) -> ModelFamily:
         if isinstance(config_or_architecture, family.config_class):
             return family
     raise TypeError(f"{type(config_or_architecture).__name__} is not the config of a model family")
+
+
+def family_of_weights(path_or_name: str) -> ModelFamily | None:
+    """The family a ``--weights`` value holds, when that is known without downloading or reading tensors:
+    a registry name's preset, or a local checkpoint's header. None for ``hf://`` ids (loading tells)."""
+    registry = load_registry()
+    if path_or_name in registry:
+        return family_of(preset_config(registry[path_or_name].preset))
+    if path_or_name.startswith(HF_SCHEME):
+        return None
+    path = resolve_weights(path_or_name).path  # a local file or an imported name: nothing to download
+    config = json.loads(read_metadata(path).get("config", "{}"))
+    return FAMILIES.get(config.get("architecture"))
 
 
 def preset_config(name: str) -> Any:

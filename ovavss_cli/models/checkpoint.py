@@ -84,20 +84,29 @@ def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
             raise OvavssError(f"invalid JSON sidecar ({error.msg})", path=sidecar) from None
         if info.get("sha256") not in (None, digest):
             raise OvavssError(f"checksum mismatch: file sha256 {digest[:12]}… differs from {sidecar.name}", path=path)
+    metadata = read_metadata(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise OvavssError(f"not a readable safetensors file ({error})", path=path) from None
-    if metadata.get("format") != FORMAT:
-        raise OvavssError(f"not an ovavss checkpoint (format {metadata.get('format')!r})", path=path)
     # What is built comes from the hashed file alone; a sidecar saying otherwise was edited or belongs elsewhere.
     config = json.loads(metadata.get("config", "{}"))
     if "config" in info and info["config"] != config:
         raise OvavssError(f"{sidecar.name}'s config differs from the one in the checkpoint", path=sidecar)
     kind = metadata.get("kind", "model")
     return Checkpoint(state=state, kind=kind, config=config, sha256=digest, path=path, info=info)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The header metadata of an ovavss checkpoint (``format``, ``kind``, ``config``), without its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise OvavssError(f"not a readable safetensors file ({error})", path=path) from None
+    if metadata.get("format") != FORMAT:
+        raise OvavssError(f"not an ovavss checkpoint (format {metadata.get('format')!r})", path=path)
+    return metadata
 
 
 def load_state(model: SegmentationModel, state: dict[str, torch.Tensor], source: str | Path) -> None:

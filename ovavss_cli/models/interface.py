@@ -40,6 +40,7 @@ class SegmentationModel(Protocol):
     """An audio-visual segmentation model (an ``nn.Module``) as the package uses it."""
 
     architecture: ClassVar[str]  # what checkpoints record (``config["architecture"]``)
+    has_fast_mode: ClassVar[bool]  # predict_clip takes ``clip_queries`` (it has a per-query CLIP stage to cut)
     config: Any  # the family's config dataclass (has ``name``, the preset it came from)
     weights_id: str | None  # set by ``models.api.load_model``: registry name / path / hf:// id
     weights_sha256: str | None

@@ -8,6 +8,8 @@ Light on purpose (torch only): the command line validates its options with it be
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..errors import OvavssError
@@ -39,6 +41,14 @@ def precision_context(precision: str, device: torch.device) -> torch.autocast:
 def check_clip_queries(clip_queries: int | None) -> None:
     if clip_queries is not None and (isinstance(clip_queries, bool) or clip_queries < 1):
         raise OvavssError(f"--clip-queries: must be 'all' or a whole number >= 1, got {clip_queries}")
+
+
+def check_fast_mode(model: Any, clip_queries: int | None) -> None:
+    """Refuse ``clip_queries`` for a model (or model class) without a CLIP stage to cut."""
+    if clip_queries is not None and not model.has_fast_mode:
+        raise OvavssError(
+            f"--clip-queries: {model.architecture.upper()} has no CLIP stage (the fast mode is OV-AVSS only)"
+        )
 
 
 def parse_clip_queries(text: str | int | None) -> int | None:

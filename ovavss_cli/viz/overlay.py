@@ -123,20 +123,19 @@ def overlay(
     label_map: np.ndarray,
     names: Sequence[str],
     colours: np.ndarray,
-    alpha: float = DEFAULT_ALPHA,
     show_all_names: bool = False,
 ) -> np.ndarray:
     """Blend the label map over the image and add a legend."""
     entries = legend_entries(label_map, names, colours, show_all_names)
-    return draw_legend(blend(image, label_map, colours, alpha), entries)
+    return draw_legend(blend(image, label_map, colours), entries)
 
 
 class OverlayPainter:
     """Paints video frames for ``overlay.mp4``: consecutive frames share a label map, so its mask and
     legend are prepared once per map (``key``) and only the blend is redone per frame."""
 
-    def __init__(self, names: Sequence[str], colours: np.ndarray, alpha: float = DEFAULT_ALPHA):
-        self.names, self.colours, self.alpha = tuple(names), colours, alpha
+    def __init__(self, names: Sequence[str], colours: np.ndarray):
+        self.names, self.colours = tuple(names), colours
         self._key: object = None
         self._legend: tuple[np.ndarray, np.ndarray] | None = None  # (RGB patch, alpha) of the legend corner
 
@@ -144,7 +143,7 @@ class OverlayPainter:
         if key != self._key:
             self._key = key
             self._legend = self._legend_patch(label_map)
-        out = blend(image, label_map, self.colours, self.alpha)
+        out = blend(image, label_map, self.colours)
         patch, weight = self._legend
         rows, cols = patch.shape[:2]
         region = out[:rows, :cols].astype(np.float32)

@@ -18,6 +18,7 @@ from ..atomic import atomic_path
 #: Viridis at 0, 1/4, 1/2, 3/4, 1 (perceptually ordered, readable in grey and by colour-blind readers).
 _VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], dtype=np.float64)
 _EMPTY = (232, 232, 232)
+_ROW_HEIGHT = 22  # pixels per name row
 _NICE_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
@@ -35,9 +36,7 @@ def _time_label(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def timeline_image(
-    names: Sequence[str], sample_times: Sequence[float], scores: np.ndarray, fps: float, row_height: int = 22
-) -> Image.Image:
+def timeline_image(names: Sequence[str], sample_times: Sequence[float], scores: np.ndarray, fps: float) -> Image.Image:
     """Draw the timeline; ``scores`` is (frames, names) with 0 where a name is absent."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(sample_times), len(names)):
@@ -47,7 +46,7 @@ def timeline_image(
     label_width = max((font.getbbox(name)[2] for name in names), default=0) + 2 * pad
     total = max(len(sample_times) / fps, 1e-6)  # sample k covers [k / fps, (k + 1) / fps)
     plot_width = int(np.clip(len(sample_times) * 24, 480, 1600))
-    plot_top, plot_height = pad, len(names) * row_height
+    plot_top, plot_height = pad, len(names) * _ROW_HEIGHT
     axis_top = plot_top + plot_height + 4
     bar_top = axis_top + 26
     image = Image.new("RGB", (label_width + plot_width + pad, bar_top + 14 + 2 * pad), (255, 255, 255))
@@ -57,13 +56,13 @@ def timeline_image(
         return label_width + plot_width * seconds / total
 
     for row, name in enumerate(names):
-        top = plot_top + row * row_height
-        draw.text((label_width - pad, top + row_height / 2), name, font=font, fill=(0, 0, 0), anchor="rm")
-        draw.rectangle((label_width, top + 1, label_width + plot_width - 1, top + row_height - 2), fill=_EMPTY)
+        top = plot_top + row * _ROW_HEIGHT
+        draw.text((label_width - pad, top + _ROW_HEIGHT / 2), name, font=font, fill=(0, 0, 0), anchor="rm")
+        draw.rectangle((label_width, top + 1, label_width + plot_width - 1, top + _ROW_HEIGHT - 2), fill=_EMPTY)
         for frame, sample_time in enumerate(sample_times):
             if scores[frame, row] > 0:
                 start = sample_time - 0.5 / fps
-                box = (x_of(start), top + 1, max(x_of(start + 1 / fps) - 1, x_of(start)), top + row_height - 2)
+                box = (x_of(start), top + 1, max(x_of(start + 1 / fps) - 1, x_of(start)), top + _ROW_HEIGHT - 2)
                 draw.rectangle(box, fill=score_colour(scores[frame, row]))
 
     step = next((s for s in _NICE_STEPS if total / s <= 10), _NICE_STEPS[-1])

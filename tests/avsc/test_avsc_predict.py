@@ -111,3 +111,23 @@ def test_predict_and_visualize_an_avsc_model_on_a_video(cli, tmp_path, dog_weigh
     shown = cli("visualize", out, "--out", tmp_path / "viz")
     assert shown.exit_code == 0, shown.output
     assert any((tmp_path / "viz").iterdir())
+
+
+def test_predict_refuses_the_fast_mode_for_avsc_weights_before_loading_them(cli, tmp_path, dog_weights, video, monkeypatch):
+    loads = []
+    monkeypatch.setattr("ovavss_cli.models.api.load_model", lambda *args, **kwargs: loads.append(args))
+    out = tmp_path / "out"
+    result = cli("predict", video, "--weights", dog_weights, "--vocab", "dog", "--out", out, "--clip-queries", "5")
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "--clip-queries: AVSC has no CLIP stage" in result.stderr
+    assert loads == [] and not out.exists()
+    with pytest.raises(OvavssError, match="AVSC has no CLIP stage"):  # the Python API refuses it too
+        dog_everywhere_model().predict_clip(np.zeros((1, 8, 8, 3), np.uint8), None, 16000, ["dog"], clip_queries=5)
+
+
+def test_the_family_of_weights_is_known_without_loading_them(dog_weights):
+    from ovavss_cli.models.api import family_of_weights
+
+    assert family_of_weights(str(dog_weights)).architecture == "avsc"  # from the file's header
+    assert family_of_weights("tiny-demo").architecture == "ovavss"  # from the registry's preset
+    assert family_of_weights("hf://org/repo") is None  # only a download would tell

@@ -20,10 +20,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ...errors import OvavssError
 from ..layers.segmenter import AudioVisualSegmenter
 from ..preprocess import as_frames, frame_audio_embeddings, normalize_and_pad, resize_shortest_edge
-from ..run_options import precision_context
+from ..run_options import check_fast_mode, precision_context
 from . import predict
 from .audio_head import AudioCategoryHead
 from .config import AVSCConfig
@@ -33,6 +32,7 @@ from .predict import FRAMES_PER_BATCH, to_frame_size
 
 class AVSC(AudioVisualSegmenter):
     architecture = "avsc"  # what checkpoints record; ``ovavss predict --model`` checks it
+    has_fast_mode = False  # names its objects without CLIP
     config: AVSCConfig
 
     def __init__(self, config: AVSCConfig):
@@ -143,8 +143,7 @@ class AVSC(AudioVisualSegmenter):
         Same run options as OV-AVSS's ``predict_clip``; AVSC names its objects without CLIP, so there is
         no fast mode and ``clip_queries`` must be None.
         """
-        if clip_queries is not None:
-            raise OvavssError("--clip-queries: AVSC has no CLIP stage (the fast mode is OV-AVSS only)")
+        check_fast_mode(self, clip_queries)
         vocab = predict.check_names(vocab)
         maps = self.sounding_maps(frames, audio, sample_rate, frame_times=frame_times, precision=precision)
         return predict.paint_vocabulary(

@@ -25,6 +25,7 @@ from .predict import ClipPrediction, WindowPrediction, pad_window
 
 class OVAVSS(AudioVisualSegmenter):
     architecture = "ovavss"  # what checkpoints record; ``ovavss predict --model`` checks it
+    has_fast_mode = True  # --clip-queries: only the K best queries go to CLIP
     config: OVAVSSConfig
     pixel_decoder_class = AudioVisualPixelDecoder  # early audio-visual fusion
     mask_decoder_class = AudioConditionedMaskDecoder  # v2a, a2a and per-layer audio cross-attention
