@@ -113,7 +113,7 @@ def test_predict_and_visualize_an_avsc_model_on_a_video(cli, tmp_path, dog_weigh
     assert any((tmp_path / "viz").iterdir())
 
 
-def test_predict_refuses_the_fast_mode_for_avsc_weights_before_loading_them(cli, tmp_path, dog_weights, video, monkeypatch):
+def test_predict_refuses_the_fast_mode_for_avsc_before_loading(cli, tmp_path, dog_weights, video, monkeypatch):
     loads = []
     monkeypatch.setattr("ovavss_cli.models.api.load_model", lambda *args, **kwargs: loads.append(args))
     out = tmp_path / "out"

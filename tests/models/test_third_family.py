@@ -74,7 +74,8 @@ class LoudnessGate(nn.Module):
 
 @pytest.fixture
 def third_family(monkeypatch):
-    family = ModelFamily(LoudnessGate.architecture, LoudnessGate, LoudnessGateConfig, {"loudness-gate-tiny": LoudnessGateConfig})
+    presets = {"loudness-gate-tiny": LoudnessGateConfig}
+    family = ModelFamily(LoudnessGate.architecture, LoudnessGate, LoudnessGateConfig, presets)
     monkeypatch.setitem(api.FAMILIES, family.architecture, family)
     return family
 
