@@ -16,7 +16,7 @@ scores), and the parity time with the reference's (161 s warm on a 2-core CPU, 1
 Each fixture runs in a fresh process (build, then the text embeddings of the 70 names, timed on their
 own, then the calls); its peak RSS and the machine's load average are printed.
 
-Swin-B's parity call encodes all 500 ViT-L crops, ~2 s each on a free 2-core CPU (~20 min, far more on a
+Swin-B's parity call encodes all 500 ViT-L crops, ~3.4 s each on a 2-core CPU (29 min measured, more on a
 busy one). ``--budget S`` stops a fixture's process after S seconds: the K rows it finished are kept, and a
 missing parity row is extrapolated (seconds = a + b x crops, fitted to the finished rows, at the capture's
 500 valid crops) and marked so; the top-10 share then cannot be computed (it needs the parity call).

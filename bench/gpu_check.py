@@ -25,7 +25,7 @@ Parts (``--parts``, run in this order, each in its own child process, within wha
   ``--amp`` (``bench/train_speed.py``'s measurement).
 
 The fixtures part also times the fast mode (fp32, K = 5, 10, 20) and reports the share of the parity
-top-10 it keeps (what ``bench/clip_latency.py`` measures on a CPU, where Swin-B's parity call is too slow).
+top-10 it keeps (what ``bench/clip_latency.py`` measures on a CPU, where Swin-B's parity call takes ~30 min).
 
 Prints one table (part, check, value, bound, verdict) and writes everything to ``--json``. The exit code is
 1 when a check fails. ``--dry-run`` uses the CPU, fast mode on the fixtures (2 queries: 10 crops), the tiny
