@@ -100,6 +100,11 @@ class ClipSpec:
     # frame, audible in that second); empty = every sounding object sounds all the time.
     schedule: tuple[tuple[str, ...], ...] = ()
     world: str = "classic"  # one of WORLDS: how looks and sounds follow the class id
+    # Classes heard for the whole clip but never drawn (off-screen sources: in the audio, not the frames).
+    offscreen: tuple[str, ...] = ()
+    # The key of the clip's randomness (default: its uid). Clips of one scene are drawn identically whatever
+    # sounds in them: counterfactual twins, for training a model that must listen to tell them apart.
+    scene: str = ""
 
     @property
     def num_frames(self) -> int:
@@ -166,6 +171,11 @@ def _clip_rng(seed: int, uid: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(uid.encode())])
 
 
+def clip_rng(seed: int, spec: ClipSpec) -> np.random.Generator:
+    """The generator a clip is drawn and voiced from: keyed by its scene (its uid when it has none)."""
+    return _clip_rng(seed, spec.scene or spec.uid)
+
+
 def _shape_mask(shape: str, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
     """Pixels inside ``shape`` for coordinates normalised to [-1, 1] over the object's box."""
     inside_box = (np.abs(yy) <= 1) & (np.abs(xx) <= 1)
@@ -219,8 +229,8 @@ def render_clip(spec: ClipSpec, size: tuple[int, int], rng: np.random.Generator)
 def clip_audio(spec: ClipSpec, sample_rate: int, channels: int, rng: np.random.Generator) -> np.ndarray:
     """(samples, channels) int16 PCM, one second per frame: the mixed tones of the sounding classes.
 
-    With a ``schedule`` a tone plays only in the seconds its class sounds. ``off-the-screen`` plays
-    a tone of a class that is not drawn; ``background`` only noise.
+    With a ``schedule`` a tone plays only in the seconds its class sounds; ``offscreen`` classes play all
+    the time. ``off-the-screen`` plays a tone of a class that is not drawn; ``background`` only noise.
     """
     t = np.arange(spec.num_frames * sample_rate) / sample_rate
     second = (t.astype(np.int64)).clip(max=spec.num_frames - 1)
@@ -228,6 +238,7 @@ def clip_audio(spec: ClipSpec, sample_rate: int, channels: int, rng: np.random.G
     sources = [
         (class_id(n), np.array([spec.sounds_at(n, f) for f in range(spec.num_frames)])) for n in spec.sounding_classes
     ]
+    sources += [(class_id(name), np.ones(spec.num_frames, dtype=bool)) for name in spec.offscreen]
     if "off-the-screen" in spec.sounding:
         drawn = {class_id(name) for name in (*spec.sounding_classes, *spec.silent)}
         hidden = int(rng.choice([i for i in range(1, len(LABEL_NAMES)) if i not in drawn]))
@@ -296,9 +307,11 @@ def _check_specs(specs: Sequence[ClipSpec]) -> None:
             raise ValueError(f"{spec.uid}: unknown world {spec.world!r} (choose from {', '.join(WORLDS)})")
         if spec.subset not in SUBSETS or spec.split not in SPLITS:
             raise ValueError(f"{spec.uid}: bad subset/split {spec.subset!r}/{spec.split!r}")
-        unknown = set(spec.sounding) - known | set(spec.silent) - set(CLASS_NAMES)
+        unknown = set(spec.sounding) - known | (set(spec.silent) | set(spec.offscreen)) - set(CLASS_NAMES)
         if unknown:
             raise ValueError(f"{spec.uid}: unknown class names {sorted(unknown)}")
+        if set(spec.offscreen) & {*spec.sounding, *spec.silent}:
+            raise ValueError(f"{spec.uid}: an off-screen class is not drawn, so it cannot be sounding or silent too")
         if spec.schedule and (
             len(spec.schedule) != spec.num_frames or not set().union(*spec.schedule) <= set(spec.sounding_classes)
         ):
@@ -391,7 +404,7 @@ def _metadata_text(specs: Sequence[ClipSpec], quirks: set[str]) -> str:
 def _write_avss_clip(
     clip_dir: Path, spec: ClipSpec, seed: int, size: tuple[int, int], sample_rate: int, channels: int
 ) -> np.ndarray:
-    rng = _clip_rng(seed, spec.uid)
+    rng = clip_rng(seed, spec)
     frames, labels = render_clip(spec, size, rng)
     for t, frame in enumerate(frames):
         _save_image(clip_dir / "frames" / f"{t}.jpg", frame, quality=92)
@@ -522,7 +535,7 @@ def _write_object_clip(
     channels: int,
 ) -> None:
     """Frames (1-based PNGs), 0/255 masks and the WAV of one clip, at the paths the reader expects."""
-    rng = _clip_rng(seed, spec.uid)
+    rng = clip_rng(seed, spec)
     frames, labels = render_clip(spec, size, rng)
     prefix = layout.frame_prefix(clip)
     for t, frame in enumerate(frames):

@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from ..atomic import atomic_path
-from .synthetic import ClipSpec, _clip_rng, clip_audio, render_clip
+from .synthetic import ClipSpec, clip_audio, clip_rng, render_clip
 
 FPS = 10
 SIZE = (240, 320)  # (H, W)
@@ -28,9 +28,9 @@ def write_synthetic_video(path: str | Path, spec: ClipSpec, *, seed: int = 0) ->
     repeated for a second of ``FPS`` frames; the audio is the generator's mix of the sounding classes'
     tones, in stereo. Written atomically.
     """
-    frames, _ = render_clip(spec, SIZE, _clip_rng(seed, spec.uid))
+    frames, _ = render_clip(spec, SIZE, clip_rng(seed, spec))
     frames = np.repeat(frames, FPS, axis=0)  # (seconds * FPS, H, W, 3)
-    audio = clip_audio(spec, SAMPLE_RATE, 2, _clip_rng(seed, spec.uid)).astype(np.float32) / 32767.0
+    audio = clip_audio(spec, SAMPLE_RATE, 2, clip_rng(seed, spec)).astype(np.float32) / 32767.0
     height, width = SIZE
     with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         video = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=FPS)

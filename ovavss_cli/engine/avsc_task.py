@@ -40,7 +40,7 @@ from ..models.avsc.config import ARCHITECTURE, AVSCConfig, preset_config
 from ..models.avsc.model import AVSC
 from .avsc_criterion import AVSCCriterion, AVSCLossConfig
 from .init_weights import read_avsc_init, read_vggish_state, require_released_vggish, summarise_keys
-from .run_config import TrainConfig
+from .run_config import TrainConfig, task_option_value
 from .task import LossOutput
 from .train_batches import AVSCBatch, avsc_batch
 
@@ -63,19 +63,6 @@ DATA_OPTIONS: tuple[str, ...] = ("benchmark", "avss_root")
 LOGGED_TERMS = ("loss_ce", "loss_mask", "loss_dice", "loss_attended_bce", "loss_attended_dice", "loss_audio")
 
 
-def _switch_value(key: str, value: Any, default: Any) -> Any:
-    """A ``--task-option`` value checked against the type of the setting's default (ints pass for floats)."""
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, type(default)) and not isinstance(value, bool)
-    if not ok:
-        raise OvavssError(f"--task-option {key}: expected a {type(default).__name__}, got {value!r}")
-    return float(value) if isinstance(default, float) else value
-
-
 def apply_switches(
     options: Mapping[str, Any], model: AVSCConfig, loss: AVSCLossConfig
 ) -> tuple[AVSCConfig, AVSCLossConfig]:
@@ -89,7 +76,7 @@ def apply_switches(
     for key, value in options.items():
         if key in SWITCHES:
             section, name = SWITCHES[key]
-            changes[section][name] = _switch_value(key, value, getattr(sections[section], name))
+            changes[section][name] = task_option_value(key, value, getattr(sections[section], name))
     try:
         correlation = dataclasses.replace(model.correlation, **changes["correlation"])
         loss = dataclasses.replace(loss, **changes["loss"])

@@ -28,8 +28,10 @@ content-addressed :class:`AudioEmbeddingCache` and held in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +45,7 @@ from ..inference.validation import evaluate_clips
 from ..models.api import model_checkpoint_config
 from ..models.convert import CLIP_PREFIX, expected_shapes
 from ..models.ovavss.audio_cache import AudioEmbeddingCache
-from ..models.ovavss.config import preset_config, with_openai_clip
+from ..models.ovavss.config import OVAVSSConfig, preset_config, with_openai_clip
 from ..models.ovavss.model import OVAVSS
 from ..paths import cache_root
 from .criterion import build_criterion
@@ -57,9 +59,24 @@ from .init_weights import (
     say,
     summarise_keys,
 )
-from .run_config import TrainConfig
+from .run_config import TrainConfig, task_option_value
 from .task import LossOutput
 from .train_batches import OVAVSSBatch, ovavss_batch, target_to
+
+#: The ``--task-option`` keys OV-AVSS takes: model-config fields a recipe may set without changing the architecture.
+#: ``freeze_audio_encoder``: train with the audio encoder frozen (the reference freezes its pretrained VGGish; a
+#: tiny preset trains its encoder unless a pretrained one is given with ``--vggish`` and frozen here).
+TASK_OPTIONS = ("freeze_audio_encoder",)
+
+
+def apply_task_options(options: Mapping[str, Any], config: OVAVSSConfig) -> OVAVSSConfig:
+    """``config`` with the :data:`TASK_OPTIONS` among ``options`` applied (a new config)."""
+    unknown = sorted(set(options) - set(TASK_OPTIONS))
+    if unknown:
+        known = ", ".join(TASK_OPTIONS)
+        raise OvavssError(f"--task-option: unknown for OV-AVSS: {', '.join(unknown)} (known: {known})")
+    changes = {key: task_option_value(key, value, getattr(config, key)) for key, value in options.items()}
+    return replace(config, **changes)
 
 
 class OVAVSSTask:
@@ -68,13 +85,11 @@ class OVAVSSTask:
     name = "ovavss"
 
     def __init__(self, config: TrainConfig):
-        if config.task_options:
-            raise OvavssError(f"--task-option: OV-AVSS takes none (got {', '.join(sorted(config.task_options))})")
         if config.split is None:
             raise OvavssError("--split is required: the AVSBench-OV split file ('ovavss make-split ROOT' writes one)")
         self.config = config
         self.recipe = config.recipe
-        self.model_config = preset_config(config.preset)
+        self.model_config = apply_task_options(config.task_options, preset_config(config.preset))
         self.dataset = load_avss(config.data)
         self.split = load_split(config.split)
         self.train_clips = self._clips("train")

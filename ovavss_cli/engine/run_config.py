@@ -335,3 +335,16 @@ def parse_task_options(pairs: Sequence[str] | None) -> dict[str, Any] | None:
         except json.JSONDecodeError:
             options[key.strip()] = text
     return options
+
+
+def task_option_value(key: str, value: Any, default: Any) -> Any:
+    """A ``--task-option`` value checked against the type of the setting's default (ints pass for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default)) and not isinstance(value, bool)
+    if not ok:
+        raise OvavssError(f"--task-option {key}: expected a {type(default).__name__}, got {value!r}")
+    return float(value) if isinstance(default, float) else value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,42 @@ def test_schedule_makes_sound_and_masks_change_over_time(tmp_path):
     assert _band_energy(second, 16_000, dog) > 20 * _band_energy(second, 16_000, guitar)
     with pytest.raises(ValueError, match="schedule"):
         generate_avss(tmp_path / "bad", [ClipSpec("x_0_10000", "v2", "test", ("dog",), schedule=(("cat",),) * 10)])
+
+
+def test_clips_of_one_scene_look_the_same_whatever_sounds(tmp_path):
+    """Counterfactual twins: one scene, the guitar sounding in one clip and the dog in the other."""
+    twins = [
+        ClipSpec("twin_a_0_10000", "v2", "train", ("guitar", "dog"), schedule=(("guitar",),) * 10, scene="s1"),
+        ClipSpec("twin_b_0_10000", "v2", "train", ("guitar", "dog"), schedule=(("dog",),) * 10, scene="s1"),
+        ClipSpec("other_0_10000", "v2", "train", ("guitar", "dog"), schedule=(("dog",),) * 10, scene="s2"),
+    ]
+    generate_avss(tmp_path / "t", twins, size=(24, 32))
+    dataset = load_avss(tmp_path / "t")
+    first, second, other = (dataset.clip(spec.uid) for spec in twins)
+    assert np.array_equal(dataset.read_frames(first), dataset.read_frames(second))
+    assert not np.array_equal(dataset.read_frames(first), dataset.read_frames(other))
+    labels = [dataset.read_labels(clip, 0).ids for clip in (first, second)]
+    assert set(np.unique(labels[0]).tolist()) == {0, class_id("guitar")}
+    assert set(np.unique(labels[1]).tolist()) == {0, class_id("dog")}
+    # the dog's label pixels in one twin are exactly the pixels of the (silent) dog in the other
+    assert labels[0][labels[1] > 0].max() == 0
+
+
+def test_offscreen_classes_are_heard_not_drawn(tmp_path):
+    spec = ClipSpec(
+        "fffffffffff_0_5000", "v1m", "val", ("guitar",), schedule=((),) * 5, offscreen=("lion",), scene="s"
+    )
+    quiet = ClipSpec("ggggggggggg_0_5000", "v1m", "val", ("guitar",), schedule=((),) * 5, scene="s")
+    generate_avss(tmp_path / "t", [spec, quiet], size=(24, 32))
+    dataset = load_avss(tmp_path / "t")
+    clip, quiet_clip = dataset.clip(spec.uid), dataset.clip(quiet.uid)
+    assert np.array_equal(dataset.read_frames(clip), dataset.read_frames(quiet_clip))  # the lion is not drawn
+    assert all(not dataset.read_labels(clip, t).ids.any() for t in range(5))  # nothing on screen sounds
+    with wave.open(str(dataset.audio_path(clip))) as audio:
+        waveform = np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2") / 32768.0
+    lion, guitar = (class_tone(class_id(n))[0] for n in ("lion", "guitar"))
+    assert _band_energy(waveform, 16_000, lion) > 20 * _band_energy(waveform, 16_000, guitar)
+    with pytest.raises(ValueError, match="off-screen class is not drawn"):
+        generate_avss(tmp_path / "bad", [replace(spec, offscreen=("guitar",))])
+    with pytest.raises(ValueError, match="unknown class names"):
+        generate_avss(tmp_path / "bad2", [replace(spec, offscreen=("unicorn",))])

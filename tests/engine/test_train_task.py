@@ -23,6 +23,7 @@ from ovavss_cli.errors import OvavssError
 from ovavss_cli.models.api import create_model, load_model, model_checkpoint_config
 from ovavss_cli.models.checkpoint import save_checkpoint
 from ovavss_cli.models.convert import NEW_IN_OVAVSS
+from ovavss_cli.models.ovavss.config import preset_config
 from ovavss_cli.models.preprocess import PIXEL_MEAN, PIXEL_STD
 
 SPECS = [
@@ -226,3 +227,31 @@ def test_an_exported_tiny_model_loads_for_prediction(tree, tmp_path):
     save_checkpoint(path, state, kind="model", config=config)
     loaded = load_model(str(path))
     assert all(torch.equal(value, task.model.state_dict()[key]) for key, value in loaded.state_dict().items())
+
+
+def test_task_option_freezes_a_given_tiny_audio_encoder(tree, tmp_path):
+    """``--vggish`` + ``--task-option freeze_audio_encoder=true``: a pretrained tiny encoder kept as given, its
+    embeddings computed once (the reference's frozen-VGGish path); bad options get one-line errors."""
+    torch.manual_seed(5)
+    source = create_model("ovavss-tiny")
+    path = tmp_path / "audio.safetensors"
+    save_checkpoint(path, source.state_dict(), kind="model", config=model_checkpoint_config(source.config))
+    options = {"freeze_audio_encoder": True}
+    task = OVAVSSTask(tiny_config(*tree, tmp_path / "run", vggish=str(path), task_options=options))
+    model = task.build_model()
+    assert model.config.freeze_audio_encoder and not preset_config("ovavss-tiny").freeze_audio_encoder
+    encoder = model.audio_encoder.state_dict()
+    assert all(torch.equal(value, source.audio_encoder.state_dict()[key]) for key, value in encoder.items())
+    assert not any(parameter.requires_grad for parameter in model.audio_encoder.parameters())
+    model.train()
+    assert not model.audio_encoder.training
+    audio = task.train_dataset().audio[0]  # embeddings (frames, A), not log-mel examples
+    assert audio.shape[-1] == model.config.audio_encoder.embed_dim and audio.dim() == 2
+    # the default tiny run trains its encoder from log-mel examples
+    trained = OVAVSSTask(tiny_config(*tree, tmp_path / "run2"))
+    assert not trained.build_model().config.freeze_audio_encoder
+    assert trained.train_dataset().audio[0].dim() == 4
+    with pytest.raises(OvavssError, match="unknown for OV-AVSS: lr .*known: freeze_audio_encoder"):
+        OVAVSSTask(tiny_config(*tree, tmp_path / "run3", task_options={"lr": 1}))
+    with pytest.raises(OvavssError, match="freeze_audio_encoder: expected a bool, got 'yes'"):
+        OVAVSSTask(tiny_config(*tree, tmp_path / "run3", task_options={"freeze_audio_encoder": "yes"}))
