@@ -2,18 +2,27 @@
 
     python -m ovavss_cli.weights.make_tiny_demo --work /tmp/tiny-demo-work
 
-1. Generate an AVSBench-semantic tree with the project's generator: 480 train clips of base classes,
-   40 val and 80 test clips of any class, one silent distractor per clip (so the segmenter must
-   listen to tell the sounding object from the silent one).
-2. ``ovavss make-split`` (rule ``exclude-novel``): the segmenter never sees a clip with a novel class.
-3. ``ovavss train --preset tiny``: the class-agnostic sounding-object segmenter; its small VGGish-shaped
-   audio encoder trains with it (there is no pretrained VGGish to freeze at this size).
-4. Fit the tiny CLIP on a second, independently generated tree covering all 70 classes
-   (:mod:`ovavss_cli.engine.clip_fit`): the stand-in for CLIP's web-scale pretraining, which cannot be
-   downloaded here. Then measure it on held-out data and write the model card numbers.
-5. Set ``open_vocab.min_sounding_score = 0.5`` (only queries the segmenter believes sound are named;
+Everything happens in the ``graded`` world of the generator (``ovavss generate-data --world graded``:
+a class's hue and pitch follow one order, so a silent distractor far from the sounding class in that
+order looks and sounds unlike it). Each step names its departure from the paper's recipe.
+
+1. Pretrain the tiny VGGish-shaped audio encoder on generated seconds of all 70 classes' sounds
+   (:mod:`ovavss_cli.engine.audio_fit`): the stand-in for VGGish's AudioSet pretraining. The
+   segmenter then trains with it frozen, as the reference freezes its VGGish.
+2. Generate the segmenter's tree: 200 counterfactual scenes of base classes, each rendered four
+   times with the same look and layout but a different object sounding
+   (:func:`~ovavss_cli.data.synthetic.counterfactual_scenes`), so only the sound tells the clips apart;
+   and 40 val + 80 test clips of any class, each with one silent distractor, drawn exactly as
+   ``ovavss generate-data --world graded --silent-distractors 1`` draws them.
+3. ``ovavss make-split`` (rule ``exclude-novel``): the segmenter never sees a clip with a novel class.
+4. ``ovavss train --preset tiny`` with the frozen pretrained encoder, a 1-frame decoder window
+   (``--task-option window_size=1``; the reference's is 5: a window shares its queries, so what is
+   painted could only change every 5 frames) and batch 4.
+5. Fit the tiny CLIP on a second, independently generated graded tree covering all 70 classes
+   (:mod:`ovavss_cli.engine.clip_fit`): the stand-in for CLIP's web-scale pretraining.
+6. Set ``open_vocab.min_sounding_score = 0.5`` (only queries the segmenter believes sound are named;
    the reference names every non-empty mask), save ``tiny-demo.safetensors`` (float16 storage: half
-   the size) and render ``demo.mp4``.
+   the size), render ``demo.mp4`` and run the audio probe on the held-out test split.
 
 Everything is seeded; the numbers it prints are the ones in ``tiny-demo.md``.
 """
@@ -30,20 +39,30 @@ from pathlib import Path
 import torch
 
 from ovavss_cli.data.avsbench import load_avss
-from ovavss_cli.data.classes import BASE_IDS, LABEL_NAMES
-from ovavss_cli.data.split import load_split, make_split_file
-from ovavss_cli.data.synthetic import ClipSpec, default_avss_clips, generate_avss
+from ovavss_cli.data.classes import BASE_IDS, CLASS_NAMES, LABEL_NAMES
+from ovavss_cli.data.split import make_split_file
+from ovavss_cli.data.synthetic import (
+    COUNTERFACTUAL_VARIANTS,
+    ClipSpec,
+    counterfactual_scenes,
+    default_avss_clips,
+    generate_avss,
+    with_silent_distractors,
+)
 from ovavss_cli.data.synthetic_video import write_synthetic_video
+from ovavss_cli.engine.audio_fit import AudioFitConfig, fit_audio_encoder
 from ovavss_cli.engine.clip_fit import ClipFitConfig, crop_accuracy, fit_clip, object_crops
-from ovavss_cli.inference.validation import evaluate_clips
-from ovavss_cli.models.api import load_model, save_model
+from ovavss_cli.inference.audio_probe import probe_audio
+from ovavss_cli.models.api import create_model, load_model, save_model
 from ovavss_cli.models.ovavss.model import OVAVSS
 
 WEIGHTS = Path(__file__).resolve().parent
-TRAIN_CLIPS, EVAL_CLIPS, SEGMENTER_SEED = 480, 120, 1
+WORLD = "graded"
+AUDIO_FIT = AudioFitConfig()
+SCENES, EVAL_CLIPS, SEGMENTER_SEED = 200, 120, 1
 CLIP_WORLD_CLIPS, CLIP_WORLD_SEED, CLIP_HELD_OUT_SEED = 210, 2, 3
-TRAIN_STEPS, TRAIN_SEED = 3000, 0
-CLIP_FIT = ClipFitConfig(steps=400, seed=0)
+TRAIN_STEPS, TRAIN_SEED, BATCH_SIZE, WINDOW_SIZE = 8000, 0, 4, 1
+CLIP_FIT = ClipFitConfig(steps=800, seed=0)
 MIN_SOUNDING_SCORE = 0.5
 #: The example clip: a dog-looking object sounds for 3 s, then a violin-looking one (a novel class,
 #: never in the segmenter's training clips) for 5 s; a car-looking object stays silent throughout.
@@ -55,22 +74,21 @@ DEMO_CLIP = ClipSpec(
     silent=("car",),
     frames=8,
     schedule=(("dog",),) * 3 + (("violin",),) * 5,
+    world=WORLD,
 )
 DEMO_SEED = 7
 
 
 def segmenter_clips() -> list[ClipSpec]:
-    """Train clips with base classes only (what exclude-novel keeps), val/test clips with any class."""
+    """Counterfactual train scenes of base classes (what exclude-novel keeps); val/test clips of any class
+    with one silent distractor each, as ``generate-data --world graded --silent-distractors 1`` makes them."""
     base_names = [LABEL_NAMES[i] for i in BASE_IDS]
-    train = [
-        replace(spec, uid=f"tr{spec.uid}", split="train")
-        for spec in default_avss_clips(TRAIN_CLIPS, SEGMENTER_SEED, base_names)
-    ]
     held_out = [
-        replace(spec, uid=f"ev{spec.uid}", split="val" if index % 3 == 0 else "test")
+        replace(spec, uid=f"ev{spec.uid}", split="val" if index % 3 == 0 else "test", world=WORLD)
         for index, spec in enumerate(default_avss_clips(EVAL_CLIPS, SEGMENTER_SEED + 1))
     ]
-    return train + held_out
+    held_out = with_silent_distractors(held_out, 1, CLASS_NAMES, SEGMENTER_SEED)
+    return counterfactual_scenes(SCENES, SEGMENTER_SEED, base_names, world=WORLD) + held_out
 
 
 def run(command: list[str]) -> None:
@@ -82,19 +100,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="new folder for the generated data and the run")
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="where tiny-demo.safetensors and demo.mp4 go")
+    parser.add_argument("--segmenter-done", action="store_true",
+                        help="steps 1-4 already ran in --work (they are seeded): only fit CLIP, save and probe "
+                             "(delete --work/clip-world and --work/clip-held-out first)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data, split_file, run_dir = args.work / "segmenter-data", args.work / "split.json", args.work / "run"
+    if not args.segmenter_done:
+        train_segmenter(args.work, data, split_file, run_dir)
+    model = load_model(str(run_dir / "model.safetensors"))
+    finish(model, args.work, data, split_file, args.out)
 
-    generate_avss(data, segmenter_clips(), seed=SEGMENTER_SEED, silent_distractors=1)
+
+def train_segmenter(work: Path, data: Path, split_file: Path, run_dir: Path) -> None:
+    """Steps 1-4: the pretrained audio encoder, the segmenter's tree and split, ``ovavss train``."""
+    audio_init = work / "audio-init.safetensors"
+    untrained = create_model("ovavss-tiny")
+    audio_losses = fit_audio_encoder(untrained.audio_encoder, AUDIO_FIT)
+    save_model(untrained, audio_init)
+    generate_avss(data, segmenter_clips(), seed=SEGMENTER_SEED)
     make_split_file(data, split_file, rule="exclude-novel")
     run(["train", "--data", str(data), "--split", str(split_file), "--preset", "tiny", "--device", "cpu",
          "--max-steps", str(TRAIN_STEPS), "--seed", str(TRAIN_SEED), "--threads", "2",
+         "--batch-size", str(BATCH_SIZE), "--vggish", str(audio_init),
+         "--task-option", "freeze_audio_encoder=true", "--task-option", f"window_size={WINDOW_SIZE}",
          "--out", str(run_dir)])  # fmt: skip
-    model = load_model(str(run_dir / "model.safetensors"))
+    (run_dir / "audio_fit_loss.json").write_text(json.dumps(audio_losses[-1]))
 
-    world = load_avss(generate_avss(args.work / "clip-world", CLIP_WORLD_CLIPS, seed=CLIP_WORLD_SEED).root)
-    held_out = load_avss(generate_avss(args.work / "clip-held-out", 70, seed=CLIP_HELD_OUT_SEED).root)
+
+def finish(model: OVAVSS, work: Path, data: Path, split_file: Path, out: Path) -> None:
+    """Steps 5-6: fit CLIP, gate the naming, save the checkpoint with its card, probe it, render demo.mp4."""
+    world = load_avss(generate_avss(work / "clip-world", CLIP_WORLD_CLIPS, seed=CLIP_WORLD_SEED, world=WORLD).root)
+    held_out = load_avss(generate_avss(work / "clip-held-out", 70, seed=CLIP_HELD_OUT_SEED, world=WORLD).root)
     short_side = model.config.min_size_test
     regions, labels = object_crops(model.open_vocab, world, world.clips, short_side)
     test_regions, test_labels = object_crops(model.open_vocab, held_out, held_out.clips, short_side)
@@ -103,23 +140,26 @@ def main() -> None:
     # silent object can be painted): the demo's one departure from the parity inference path.
     model = with_min_sounding_score(model, MIN_SOUNDING_SCORE)
 
-    dataset = load_avss(data)
-    split = load_split(split_file)
-    test_clips = [dataset.clip(uid) for uid in split.uids("test")]
     card = {
-        "segmenter": {"train_clips": len(split.uids("train")), "steps": TRAIN_STEPS, "seed": TRAIN_SEED},
+        "audio_fit": {"steps": AUDIO_FIT.steps, "clips": AUDIO_FIT.clips,
+                      "final_loss": json.loads((work / "run" / "audio_fit_loss.json").read_text())},
+        "segmenter": {"train_clips": len(COUNTERFACTUAL_VARIANTS) * SCENES, "steps": TRAIN_STEPS, "seed": TRAIN_SEED,
+                      "batch_size": BATCH_SIZE, "window_size": WINDOW_SIZE},
         "clip_fit": {
             "crops": len(regions),
             "steps": CLIP_FIT.steps,
             "final_loss": losses[-1],
             "held_out_crop_accuracy": crop_accuracy(model.open_vocab, test_regions, test_labels),
-        },  # fmt: skip
-        "generated_test_split": {"clips": len(test_clips), **evaluate_clips(model, dataset, test_clips, split)},
-    }
-    target = args.out / "tiny-demo.safetensors"
-    info = {"recipe": "ovavss_cli.weights.make_tiny_demo", "card": card}
-    sha256 = save_model(model, target, dtype=torch.float16, info=info)
-    write_synthetic_video(args.out / "demo.mp4", DEMO_CLIP, seed=DEMO_SEED)
+        },
+    }  # fmt: skip
+    target = out / "tiny-demo.safetensors"
+    recipe = "ovavss_cli.weights.make_tiny_demo"
+    save_model(model, target, dtype=torch.float16, info={"recipe": recipe, "card": card})
+    # The probe runs what ships (float16 storage read back), on the held-out test split.
+    report = probe_audio(load_model(str(target)), data, split_file=split_file)
+    card["audio_probe"] = {result.condition: result.metrics for result in report.conditions}
+    sha256 = save_model(model, target, dtype=torch.float16, info={"recipe": recipe, "card": card})
+    write_synthetic_video(out / "demo.mp4", DEMO_CLIP, seed=DEMO_SEED)
     print(json.dumps({"sha256": sha256, "size_bytes": target.stat().st_size, **card}, indent=2))
 
 

@@ -282,7 +282,7 @@ def _grade_gap(name: str, grades: Sequence[int]) -> int:
     return min((abs(class_grade(class_id(name)) - grade) for grade in grades), default=len(CLASS_NAMES))
 
 
-def _with_distractors(specs: Sequence[ClipSpec], count: int, pool: Sequence[str], seed: int) -> list[ClipSpec]:
+def with_silent_distractors(specs: Sequence[ClipSpec], count: int, pool: Sequence[str], seed: int) -> list[ClipSpec]:
     """Give clips without explicit distractors ``count`` silent classes from ``pool`` (never sounding ones)."""
     out = []
     for spec in specs:
@@ -347,6 +347,50 @@ def default_avss_clips(count: int, seed: int = 0, classes: Sequence[str] = CLASS
         k = int(rng.integers(1, min(_MAX_SOUNDING[subset], len(classes)) + 1))
         sounding = tuple(str(name) for name in rng.choice(classes, size=k, replace=False))
         specs.append(ClipSpec(_uid(subset, index, "syn"), subset, split, sounding))
+    return specs
+
+
+def graded_apart(
+    rng: np.random.Generator, pool: Sequence[str], count: int, avoid: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Up to ``count`` classes of ``pool`` (in a random order) whose graded-world grades are at least
+    :data:`GRADED_DISTRACTOR_GAP` from each other and from every class of ``avoid``."""
+    chosen: list[str] = []
+    for name in rng.permutation(list(pool)):
+        grades = [class_grade(class_id(other)) for other in (*avoid, *chosen)]
+        if len(chosen) < count and _grade_gap(str(name), grades) >= GRADED_DISTRACTOR_GAP:
+            chosen.append(str(name))
+    return tuple(chosen)
+
+
+#: The renderings of one :func:`counterfactual_scenes` scene (its objects A, B, ... in a fixed layout).
+COUNTERFACTUAL_VARIANTS = ("a", "b", "turns", "offscreen")
+
+
+def counterfactual_scenes(count: int, seed: int, classes: Sequence[str], world: str = "graded") -> list[ClipSpec]:
+    """``count`` 10-frame v2 train scenes of 2 or 3 objects of ``classes`` (grades apart), each rendered 4 times
+    with the same look and layout (:attr:`ClipSpec.scene`): ``a``: A sounds, the rest is silent; ``b``: B sounds;
+    ``turns``: A, one silent second, then B;
+    ``offscreen``: 5 s of an off-screen class's sound alone (nothing on
+    screen sounds), then A joins it. Only the sound tells these clips apart, so they teach a segmenter to listen."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for index in range(count):
+        drawn = graded_apart(rng, classes, int(rng.integers(2, 4)))
+        first, second = drawn[:2]
+        cut = int(rng.integers(2, 9))
+        offscreen = graded_apart(rng, classes, 1, avoid=drawn)
+        schedules = {
+            "a": ((first,),) * 10,
+            "b": ((second,),) * 10,
+            "turns": ((first,),) * cut + ((),) + ((second,),) * (9 - cut),
+            "offscreen": ((),) * 5 + ((first,),) * 5,
+        }
+        for variant in COUNTERFACTUAL_VARIANTS:
+            specs.append(ClipSpec(
+                f"cf{index:05d}{variant}_0_10000", "v2", "train", drawn, schedule=schedules[variant], world=world,
+                scene=f"scene{index}", offscreen=offscreen if variant == "offscreen" else (),
+            ))  # fmt: skip
     return specs
 
 
@@ -506,7 +550,7 @@ def generate_avss(
         specs = [replace(spec, world=world) for spec in specs]
     if frames_per_clip is not None:
         specs = [spec if spec.frames is not None else replace(spec, frames=frames_per_clip) for spec in specs]
-    specs = _with_distractors(specs, silent_distractors, classes, seed)
+    specs = with_silent_distractors(specs, silent_distractors, classes, seed)
     _check_specs(specs)
     with atomic_dir(root) as tmp:
         (tmp / METADATA_FILE).write_bytes(_metadata_text(specs, chosen).encode("utf-8"))
@@ -569,7 +613,7 @@ def generate_avsobject(
         specs = [replace(spec, world=world) for spec in specs]
     if task == "s4" and any(len(spec.sounding) != 1 or spec.sounding[0] not in _S4_CATEGORY for spec in specs):
         raise ValueError("an S4 clip has exactly one sounding class from S4_CLASSES")
-    specs = _with_distractors(specs, silent_distractors, S4_CLASSES, seed)
+    specs = with_silent_distractors(specs, silent_distractors, S4_CLASSES, seed)
     _check_specs(specs)
     folder, metadata_name, _ = TASK_LAYOUT[task]
     target = Path(root) / folder

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..console import make_progress
 from ..data.avsbench import AVSSDataset, ClipMeta
 from ..data.classes import CLASS_NAMES
 from ..models.ovavss.open_vocab import OpenVocabClassifier, crop_masked_regions, locate_mask_crops
 from ..models.preprocess import resize_shortest_edge
+from .fit_steps import fit_steps
 
 
 @dataclass
@@ -76,26 +76,20 @@ def fit_clip(
     clip.requires_grad_(True)
     clip.train()
     optimizer = torch.optim.AdamW(clip.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    losses = []
+
+    def batch_loss() -> torch.Tensor:
+        batch = torch.randint(len(regions), (config.batch_size,), generator=generator)
+        templates = torch.randperm(len(open_vocab.templates), generator=generator)[: config.templates_per_step]
+        text = open_vocab.encode_names(CLASS_NAMES, template_ids=templates)  # (V, D), differentiable
+        images = open_vocab.encode_crops(regions[batch])  # (B, D)
+        logits = open_vocab.config.logit_scale * images @ text.T
+        return F.cross_entropy(logits, labels[batch] - 1)
+
     try:
-        with make_progress() as progress:
-            task = progress.add_task("fitting CLIP", total=config.steps)
-            for _ in range(config.steps):
-                batch = torch.randint(len(regions), (config.batch_size,), generator=generator)
-                templates = torch.randperm(len(open_vocab.templates), generator=generator)[: config.templates_per_step]
-                text = open_vocab.encode_names(CLASS_NAMES, template_ids=templates)  # (V, D), differentiable
-                images = open_vocab.encode_crops(regions[batch])  # (B, D)
-                logits = open_vocab.config.logit_scale * images @ text.T
-                loss = F.cross_entropy(logits, labels[batch] - 1)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                progress.update(task, advance=1, description=f"fitting CLIP (loss {loss.item():.3f})")
+        return fit_steps(optimizer, config.steps, "fitting CLIP", batch_loss)
     finally:
         clip.requires_grad_(False)
         clip.eval()
-    return losses
 
 
 @torch.no_grad()

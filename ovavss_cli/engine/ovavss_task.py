@@ -66,7 +66,9 @@ from .train_batches import OVAVSSBatch, ovavss_batch, target_to
 #: The ``--task-option`` keys OV-AVSS takes: model-config fields a recipe may set without changing the architecture.
 #: ``freeze_audio_encoder``: train with the audio encoder frozen (the reference freezes its pretrained VGGish; a
 #: tiny preset trains its encoder unless a pretrained one is given with ``--vggish`` and frozen here).
-TASK_OPTIONS = ("freeze_audio_encoder",)
+#: ``window_size``: frames per decoder window (``decoder.num_frames``; the reference's 5), in training and in the
+#: saved model's inference; 1 gives every frame its own queries, so what is painted can change frame by frame.
+TASK_OPTIONS = ("freeze_audio_encoder", "window_size")
 
 
 def apply_task_options(options: Mapping[str, Any], config: OVAVSSConfig) -> OVAVSSConfig:
@@ -76,7 +78,10 @@ def apply_task_options(options: Mapping[str, Any], config: OVAVSSConfig) -> OVAV
         known = ", ".join(TASK_OPTIONS)
         raise OvavssError(f"--task-option: unknown for OV-AVSS: {', '.join(unknown)} (known: {known})")
     changes = {key: task_option_value(key, value, getattr(config, key)) for key, value in options.items()}
-    return replace(config, **changes)
+    window = changes.pop("window_size", config.window_size)
+    if window < 1:
+        raise OvavssError(f"--task-option window_size: must be >= 1, got {window}")
+    return replace(config, decoder=replace(config.decoder, num_frames=window), **changes)
 
 
 class OVAVSSTask:

@@ -255,3 +255,18 @@ def test_task_option_freezes_a_given_tiny_audio_encoder(tree, tmp_path):
         OVAVSSTask(tiny_config(*tree, tmp_path / "run3", task_options={"lr": 1}))
     with pytest.raises(OvavssError, match="freeze_audio_encoder: expected a bool, got 'yes'"):
         OVAVSSTask(tiny_config(*tree, tmp_path / "run3", task_options={"freeze_audio_encoder": "yes"}))
+
+
+def test_task_option_window_size_sets_the_decoder_window_of_the_trained_and_saved_model(tree, tmp_path):
+    """``--task-option window_size=1``: the decoder takes one frame per window (its temporal audio embedding has
+    one row), in training and in the exported model; a window below 1 is refused in one line."""
+    task = OVAVSSTask(tiny_config(*tree, tmp_path / "run", task_options={"window_size": 1}))
+    model = task.build_model()
+    assert preset_config("ovavss-tiny").window_size == 5 and model.window_size == 1
+    assert model.transformer_decoder.audio_query_embed.num_embeddings == 1
+    path = tmp_path / "model.safetensors"
+    state, config = task.export(model)
+    save_checkpoint(path, state, kind="model", config=config)
+    assert load_model(str(path)).window_size == 1
+    with pytest.raises(OvavssError, match="window_size: must be >= 1, got 0"):
+        OVAVSSTask(tiny_config(*tree, tmp_path / "run2", task_options={"window_size": 0}))

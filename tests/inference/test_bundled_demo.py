@@ -1,4 +1,5 @@
-"""The README's first command: the bundled ``tiny-demo`` checkpoint on the bundled ``demo.mp4``."""
+"""The README's first command: the bundled ``tiny-demo`` checkpoint on the bundled ``demo.mp4``, and
+``ovavss visualize`` of its output. The demo must listen: it paints an object only while it sounds."""
 
 from __future__ import annotations
 
@@ -6,15 +7,44 @@ import json
 
 import av
 import numpy as np
+import pytest
+from ovavss_cli.weights.make_tiny_demo import DEMO_CLIP
+from PIL import Image
+from typer.testing import CliRunner
 
+from ovavss_cli.cli import app
 from ovavss_cli.data.classes import class_id
 from ovavss_cli.data.labelmap import read_label_png
+from ovavss_cli.data.predictions import read_prediction_folder
 from ovavss_cli.data.synthetic import class_appearance
 from ovavss_cli.hub import load_registry, resolve_weights, weights_dir
 from ovavss_cli.models.checkpoint import sha256_file
+from ovavss_cli.viz import timeline
 
 VOCAB = ["dog", "violin", "car", "helicopter"]
 MAX_BYTES = 20 * 1024 * 1024
+#: Which name sounds in each second of demo.mp4 (the recipe's schedule): dog 0-2, violin 3-7, car never.
+SOUNDING = [VOCAB.index(names[0]) + 1 for names in DEMO_CLIP.schedule]
+SLACK = 1  # seconds of slack at each change of sounding object (issue 10)
+
+
+def _run(*args) -> None:
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo_ovavss"
+    _run("predict", weights_dir() / "demo.mp4", "--weights", "tiny-demo", "--vocab", ", ".join(VOCAB), "--out", out,
+         "--device", "cpu")  # fmt: skip
+    return out
+
+
+def _near_a_change(second: int) -> bool:
+    """Whether ``second`` is within SLACK of a change of the sounding object."""
+    window = SOUNDING[max(second - SLACK, 0) : second + SLACK + 1]
+    return len(set(window)) > 1
 
 
 def test_tiny_demo_is_bundled_small_verified_and_documented():
@@ -32,23 +62,45 @@ def _fill_ratio(mask: np.ndarray) -> float:
     return len(xs) / ((np.ptp(xs) + 1) * (np.ptp(ys) + 1))
 
 
-def test_readme_demo_command_outlines_and_names_the_objects(cli, tmp_path):
-    out = tmp_path / "demo_ovavss"
-    result = cli("predict", weights_dir() / "demo.mp4", "--weights", "tiny-demo", "--vocab", ", ".join(VOCAB),
-                 "--out", out, "--device", "cpu")  # fmt: skip
-    assert result.exit_code == 0, result.output
-    payload = json.loads((out / "predictions.json").read_text())
-    assert payload["weights"]["id"] == "tiny-demo" and len(payload["frames"]) == 8
-    with av.open(str(out / "overlay.mp4")) as container:
+def test_readme_demo_paints_only_the_object_that_sounds_and_names_it(demo_out):
+    payload = json.loads((demo_out / "predictions.json").read_text())
+    assert payload["weights"]["id"] == "tiny-demo" and len(payload["frames"]) == len(SOUNDING)
+    with av.open(str(demo_out / "overlay.mp4")) as container:
         assert container.streams.video and container.streams.audio  # the original sound is muxed back
-    # The sounding object of each second is painted (dog for 3 s, then violin), and every name is painted
-    # on the object with that class's generated look (shape). Nothing else is named.
-    sounding = ["dog"] * 3 + ["violin"] * 5
     expected_fill = {"ellipse": np.pi / 4, "rectangle": 1.0, "diamond": 0.5, "triangle": 0.5}
-    for second, png in enumerate(sorted((out / "masks").glob("*.png"))):
+    for second, png in enumerate(sorted((demo_out / "masks").glob("*.png"))):
         ids, _ = read_label_png(png)
         painted = set(np.unique(ids).tolist()) - {0}
-        assert painted <= {1, 2, 3} and VOCAB.index(sounding[second]) + 1 in painted, (png.name, painted)
-        for label in painted:
-            shape = class_appearance(class_id(VOCAB[label - 1])).shape
+        # The silent car is never painted, nor the absent helicopter; away from a change of turn exactly the
+        # sounding object is painted (within a second of a change, either of the two may be).
+        assert painted <= {VOCAB.index("dog") + 1, VOCAB.index("violin") + 1}, (png.name, painted)
+        assert painted == {SOUNDING[second]} or _near_a_change(second), (png.name, painted)
+        for label in painted:  # every name is painted on the object with that class's generated look (shape)
+            shape = class_appearance(class_id(VOCAB[label - 1]), DEMO_CLIP.world).shape
             assert abs(_fill_ratio(ids == label) - expected_fill[shape]) < 0.1, (png.name, VOCAB[label - 1], shape)
+
+
+def test_visualize_timeline_lights_each_name_only_while_it_sounds(demo_out, tmp_path):
+    viz = tmp_path / "viz"
+    _run("visualize", demo_out, "--out", viz)
+    predictions = read_prediction_folder(demo_out)
+    times = [frame["sample_time"] for frame in predictions.frames]
+    fps = float(predictions.data["sample_fps"])
+    with Image.open(viz / "timeline.png") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    # Read each (name, second) cell back from the image at the cell's centre (timeline_image's geometry:
+    # rows of _ROW_HEIGHT under a 10-pixel pad; the plot ends 10 pixels from the right edge).
+    reference = timeline.timeline_image(VOCAB, times, predictions.score_matrix(), fps)
+    assert pixels.shape == np.asarray(reference).shape
+    plot_width = int(np.clip(len(times) * 24, 480, 1600))
+    left = pixels.shape[1] - 10 - plot_width
+    total = len(times) / fps
+    for row, name in enumerate(VOCAB):
+        y = 10 + row * timeline._ROW_HEIGHT + timeline._ROW_HEIGHT // 2
+        for second, sample_time in enumerate(times):
+            x = int(left + plot_width * sample_time / total)
+            lit = tuple(pixels[y, x]) != timeline._EMPTY
+            if name in ("car", "helicopter"):
+                assert not lit, (name, second)
+            elif not _near_a_change(second):
+                assert lit == (row + 1 == SOUNDING[second]), (name, second)

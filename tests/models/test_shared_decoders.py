@@ -9,9 +9,8 @@ import torch
 
 from ovavss_cli.config_json import to_dict
 from ovavss_cli.errors import OvavssError
-from ovavss_cli.hub import resolve_weights
 from ovavss_cli.models.api import create_model, load_model, model_checkpoint_config
-from ovavss_cli.models.checkpoint import read_checkpoint, save_checkpoint
+from ovavss_cli.models.checkpoint import save_checkpoint
 from ovavss_cli.models.layers.decoder import AudioConditionedMaskDecoder, MaskDecoder, MaskDecoderConfig
 from ovavss_cli.models.layers.pixel_decoder import AudioVisualPixelDecoder, PixelDecoder, PixelDecoderConfig
 
@@ -81,12 +80,6 @@ def segmenter_digest(model: torch.nn.Module) -> str:
 def test_a_seeded_build_gives_the_initial_weights_it_gave_before_the_split(preset):
     torch.manual_seed(0)
     assert segmenter_digest(create_model(preset)) == SEEDED_DIGESTS[preset]
-
-
-def test_the_bundled_demo_records_the_removed_switches_and_still_loads():
-    recorded = read_checkpoint(resolve_weights("tiny-demo").path).config["model"]
-    assert recorded["pixel_decoder"]["audio_fusion"] is True and recorded["decoder"]["audio_conditioning"] is True
-    assert isinstance(load_model("tiny-demo").pixel_decoder, AudioVisualPixelDecoder)
 
 
 @pytest.mark.parametrize("preset, audio", [("avsc-tiny", False), ("ovavss-tiny", True)])
