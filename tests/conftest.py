@@ -48,9 +48,9 @@ def swinb_fixture() -> Path:
     return require_fixture(SWINB_FIXTURE)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
-    """Run the ``ovavss`` CLI in-process: ``result = cli("eval", "--data", ...)``."""
+    """Run the ``ovavss`` CLI in-process: ``result = cli("eval", "--data", ...)`` (stateless: one per session)."""
     from typer.testing import CliRunner
 
     from ovavss_cli.cli import app

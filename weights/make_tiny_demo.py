@@ -33,6 +33,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,6 +65,7 @@ CLIP_WORLD_CLIPS, CLIP_WORLD_SEED, CLIP_HELD_OUT_SEED = 210, 2, 3
 TRAIN_STEPS, TRAIN_SEED, BATCH_SIZE, WINDOW_SIZE = 8000, 0, 4, 1
 CLIP_FIT = ClipFitConfig(steps=800, seed=0)
 MIN_SOUNDING_SCORE = 0.5
+AUDIO_LOSS_FILE = "audio_fit_loss.json"  # in the run folder
 #: The example clip: a dog-looking object sounds for 3 s, then a violin-looking one (a novel class,
 #: never in the segmenter's training clips) for 5 s; a car-looking object stays silent throughout.
 DEMO_CLIP = ClipSpec(
@@ -101,15 +103,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="new folder for the generated data and the run")
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="where tiny-demo.safetensors and demo.mp4 go")
     parser.add_argument("--segmenter-done", action="store_true",
-                        help="steps 1-4 already ran in --work (they are seeded): only fit CLIP, save and probe "
-                             "(delete --work/clip-world and --work/clip-held-out first)")
+                        help="steps 1-4 already ran in --work (they are seeded): only fit CLIP, save and probe")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data, split_file, run_dir = args.work / "segmenter-data", args.work / "split.json", args.work / "run"
     if not args.segmenter_done:
         train_segmenter(args.work, data, split_file, run_dir)
     model = load_model(str(run_dir / "model.safetensors"))
-    finish(model, args.work, data, split_file, args.out)
+    audio_loss = json.loads((run_dir / AUDIO_LOSS_FILE).read_text())
+    with tempfile.TemporaryDirectory(dir=args.work) as scratch:  # CLIP's trees: fresh on every --segmenter-done
+        finish(model, audio_loss, Path(scratch), data, split_file, args.out)
 
 
 def train_segmenter(work: Path, data: Path, split_file: Path, run_dir: Path) -> None:
@@ -125,13 +128,14 @@ def train_segmenter(work: Path, data: Path, split_file: Path, run_dir: Path) -> 
          "--batch-size", str(BATCH_SIZE), "--vggish", str(audio_init),
          "--task-option", "freeze_audio_encoder=true", "--task-option", f"window_size={WINDOW_SIZE}",
          "--out", str(run_dir)])  # fmt: skip
-    (run_dir / "audio_fit_loss.json").write_text(json.dumps(audio_losses[-1]))
+    (run_dir / AUDIO_LOSS_FILE).write_text(json.dumps(audio_losses[-1]))  # for the card, after --segmenter-done
 
 
-def finish(model: OVAVSS, work: Path, data: Path, split_file: Path, out: Path) -> None:
-    """Steps 5-6: fit CLIP, gate the naming, save the checkpoint with its card, probe it, render demo.mp4."""
-    world = load_avss(generate_avss(work / "clip-world", CLIP_WORLD_CLIPS, seed=CLIP_WORLD_SEED, world=WORLD).root)
-    held_out = load_avss(generate_avss(work / "clip-held-out", 70, seed=CLIP_HELD_OUT_SEED, world=WORLD).root)
+def finish(model: OVAVSS, audio_loss: float, scratch: Path, data: Path, split_file: Path, out: Path) -> None:
+    """Steps 5-6: fit CLIP (its trees in ``scratch``), gate the naming, save the checkpoint with its card, probe
+    it, render demo.mp4."""
+    world = load_avss(generate_avss(scratch / "clip-world", CLIP_WORLD_CLIPS, seed=CLIP_WORLD_SEED, world=WORLD).root)
+    held_out = load_avss(generate_avss(scratch / "clip-held-out", 70, seed=CLIP_HELD_OUT_SEED, world=WORLD).root)
     short_side = model.config.min_size_test
     regions, labels = object_crops(model.open_vocab, world, world.clips, short_side)
     test_regions, test_labels = object_crops(model.open_vocab, held_out, held_out.clips, short_side)
@@ -141,8 +145,7 @@ def finish(model: OVAVSS, work: Path, data: Path, split_file: Path, out: Path) -
     model = with_min_sounding_score(model, MIN_SOUNDING_SCORE)
 
     card = {
-        "audio_fit": {"steps": AUDIO_FIT.steps, "clips": AUDIO_FIT.clips,
-                      "final_loss": json.loads((work / "run" / "audio_fit_loss.json").read_text())},
+        "audio_fit": {"steps": AUDIO_FIT.steps, "clips": AUDIO_FIT.clips, "final_loss": audio_loss},
         "segmenter": {"train_clips": len(COUNTERFACTUAL_VARIANTS) * SCENES, "steps": TRAIN_STEPS, "seed": TRAIN_SEED,
                       "batch_size": BATCH_SIZE, "window_size": WINDOW_SIZE},
         "clip_fit": {
