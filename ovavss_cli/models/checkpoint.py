@@ -12,6 +12,7 @@ converted Mask2Former COCO weights) or ``vggish`` (audio encoder weights only).
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,28 @@ def save_checkpoint(
     metadata = {"format": FORMAT, "kind": kind, "config": json.dumps(config, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        _sort_header_metadata(tmp)
         digest = sha256_file(tmp)
     sidecar = {"format": FORMAT, "kind": kind, "sha256": digest, "config": config, **(info or {})}
     atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return digest
+
+
+def _sort_header_metadata(path: Path) -> None:
+    """Rewrite the header of the safetensors file ``path`` with its metadata keys sorted, in place.
+
+    safetensors writes its metadata from a Rust ``HashMap``, in a different order on every call, so the
+    same tensors and config would get a different sha256 each time; sorted, a seeded recipe's file is
+    byte-identical on every run. Same keys, same escaping: the header keeps its length."""
+    with path.open("r+b") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+        header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > length:
+            raise RuntimeError(f"{path}: sorted safetensors header grew from {length} to {len(text)} bytes")
+        handle.seek(8)
+        handle.write(text.ljust(length))  # the format pads its header with spaces
 
 
 def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> Checkpoint:
