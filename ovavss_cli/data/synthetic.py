@@ -351,38 +351,50 @@ def default_avss_clips(count: int, seed: int = 0, classes: Sequence[str] = CLASS
 
 
 def graded_apart(
-    rng: np.random.Generator, pool: Sequence[str], count: int, avoid: Sequence[str] = ()
+    rng: np.random.Generator,
+    pool: Sequence[str],
+    count: int,
+    avoid: Sequence[str] = (),
+    gap: int = GRADED_DISTRACTOR_GAP,
 ) -> tuple[str, ...]:
-    """Up to ``count`` classes of ``pool`` (in a random order) whose graded-world grades are at least
-    :data:`GRADED_DISTRACTOR_GAP` from each other and from every class of ``avoid``."""
+    """Up to ``count`` classes of ``pool`` (in a random order) whose graded-world grades are at least ``gap``
+    from each other and from every class of ``avoid``."""
     chosen: list[str] = []
     for name in rng.permutation(list(pool)):
         grades = [class_grade(class_id(other)) for other in (*avoid, *chosen)]
-        if len(chosen) < count and _grade_gap(str(name), grades) >= GRADED_DISTRACTOR_GAP:
+        if len(chosen) < count and _grade_gap(str(name), grades) >= gap:
             chosen.append(str(name))
     return tuple(chosen)
 
 
 #: The renderings of one :func:`counterfactual_scenes` scene (its objects A, B, ... in a fixed layout).
-COUNTERFACTUAL_VARIANTS = ("a", "b", "turns", "offscreen")
+COUNTERFACTUAL_VARIANTS = ("a", "b", "both", "all", "turns", "offscreen")
+#: How close (in grades) an ``offscreen`` sound may be to an object on screen: much closer than a silent
+#: distractor may be to a sounding object, so the segmenter learns that a sound *like* an object's (another
+#: clip's, say) is not that object's sound.
+OFFSCREEN_GAP = 3
 
 
 def counterfactual_scenes(count: int, seed: int, classes: Sequence[str], world: str = "graded") -> list[ClipSpec]:
-    """``count`` 10-frame v2 train scenes of 2 or 3 objects of ``classes`` (grades apart), each rendered 4 times
+    """``count`` 10-frame v2 train scenes of 2 or 3 objects of ``classes`` (grades apart), each rendered 6 times
     with the same look and layout (:attr:`ClipSpec.scene`): ``a``: A sounds, the rest is silent; ``b``: B sounds;
-    ``turns``: A, one silent second, then B;
-    ``offscreen``: 5 s of an off-screen class's sound alone (nothing on
-    screen sounds), then A joins it. Only the sound tells these clips apart, so they teach a segmenter to listen."""
+    ``both``: A and B sound together, C (if any) stays silent; ``all``: every object sounds (in a two-object scene
+    the same sound as ``both``); ``turns``: A, one silent second, then B;
+    ``offscreen``: 5 s of the sound alone of an off-screen class (at least :data:`OFFSCREEN_GAP` grades
+    from every object on screen; nothing on screen sounds), then A joins it. Only the sound tells these clips
+    apart, so they teach a segmenter to listen."""
     rng = np.random.default_rng(seed)
     specs = []
     for index in range(count):
         drawn = graded_apart(rng, classes, int(rng.integers(2, 4)))
         first, second = drawn[:2]
         cut = int(rng.integers(2, 9))
-        offscreen = graded_apart(rng, classes, 1, avoid=drawn)
+        offscreen = graded_apart(rng, classes, 1, avoid=drawn, gap=OFFSCREEN_GAP)
         schedules = {
             "a": ((first,),) * 10,
             "b": ((second,),) * 10,
+            "both": ((first, second),) * 10,
+            "all": (drawn,) * 10,
             "turns": ((first,),) * cut + ((),) + ((second,),) * (9 - cut),
             "offscreen": ((),) * 5 + ((first,),) * 5,
         }

@@ -69,6 +69,9 @@ def fit_clip(
 ) -> list[float]:
     """Train both CLIP towers so each crop scores its class name highest; returns the loss per step.
 
+    The learning rate decays to 0 on a cosine over ``config.steps``: at a constant rate the held-out crop
+    accuracy swings by 0.1-0.2 from one hundred steps to the next, so where a run stopped decided its naming.
+
     ``labels`` are 1-based indices into ``CLASS_NAMES`` (AVSS class ids). CLIP is frozen again (and in eval mode) after.
     """
     clip = open_vocab.clip
@@ -76,6 +79,7 @@ def fit_clip(
     clip.requires_grad_(True)
     clip.train()
     optimizer = torch.optim.AdamW(clip.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
 
     def batch_loss() -> torch.Tensor:
         batch = torch.randint(len(regions), (config.batch_size,), generator=generator)
@@ -86,7 +90,7 @@ def fit_clip(
         return F.cross_entropy(logits, labels[batch] - 1)
 
     try:
-        return fit_steps(optimizer, config.steps, "fitting CLIP", batch_loss)
+        return fit_steps(optimizer, config.steps, "fitting CLIP", batch_loss, schedule)
     finally:
         clip.requires_grad_(False)
         clip.eval()

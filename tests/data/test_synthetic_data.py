@@ -237,21 +237,24 @@ def test_offscreen_classes_are_heard_not_drawn(tmp_path):
         generate_avss(tmp_path / "bad2", [replace(spec, offscreen=("unicorn",))])
 
 
-def test_counterfactual_scenes_render_one_scene_four_ways(tmp_path):
+def test_counterfactual_scenes_render_one_scene_six_ways(tmp_path):
     base = [LABEL_NAMES[i] for i in range(1, 41)]
     specs = synthetic.counterfactual_scenes(3, seed=4, classes=base)
     assert specs == synthetic.counterfactual_scenes(3, seed=4, classes=base)  # seeded
     assert len(specs) == 3 * len(synthetic.COUNTERFACTUAL_VARIANTS)
     for scene in range(3):
-        a, b, turns, offscreen = specs[4 * scene : 4 * scene + 4]
-        assert len({spec.scene for spec in (a, b, turns, offscreen)}) == 1 and a.sounding == b.sounding
-        grades = sorted(class_grade(class_id(name)) for name in (*a.sounding, *offscreen.offscreen))
+        a, b, both, every, turns, offscreen = specs[6 * scene : 6 * scene + 6]
+        assert len({spec.scene for spec in (a, b, both, every, turns, offscreen)}) == 1 and a.sounding == b.sounding
+        grades = sorted(class_grade(class_id(name)) for name in a.sounding)
         assert set(a.sounding) <= set(base) and np.diff(grades).min() >= GRADED_DISTRACTOR_GAP
+        heard = class_grade(class_id(offscreen.offscreen[0]))
+        assert min(abs(heard - grade) for grade in grades) >= synthetic.OFFSCREEN_GAP
         first, second = a.sounding[:2]
         assert set(a.schedule) == {(first,)} and set(b.schedule) == {(second,)}
+        assert set(both.schedule) == {(first, second)} and set(every.schedule) == {a.sounding}
         assert turns.schedule[0] == (first,) and turns.schedule[-1] == (second,) and () in turns.schedule
         assert offscreen.schedule == ((),) * 5 + ((first,),) * 5 and offscreen.offscreen
-    generate_avss(tmp_path / "t", specs[:4], size=(24, 32))
+    generate_avss(tmp_path / "t", specs[:6], size=(24, 32))
     dataset = load_avss(tmp_path / "t")
-    frames = [dataset.read_frames(dataset.clip(spec.uid)) for spec in specs[:4]]
+    frames = [dataset.read_frames(dataset.clip(spec.uid)) for spec in specs[:6]]
     assert all(np.array_equal(frames[0], other) for other in frames[1:])  # only the sound differs
